@@ -1,0 +1,48 @@
+"""FoI Studio's engine: Focus on Your Instruction on diffusers' InstructPix2Pix.
+
+Only torch, diffusers and transformers below this package; never Qt."""
+
+from .errors import (
+    Cancelled,
+    FoiError,
+    InstructionError,
+    MaskError,
+    ModelError,
+    NotInstructPix2PixError,
+    OutOfMemoryError,
+    PhotoError,
+    SettingsError,
+)
+from .settings import EditSettings, Instruction
+
+__all__ = [
+    "Cancelled",
+    "EditResult",
+    "EditSettings",
+    "FoiEngine",
+    "FoiError",
+    "Instruction",
+    "InstructionError",
+    "LocateResult",
+    "MaskError",
+    "ModelError",
+    "NotInstructPix2PixError",
+    "OutOfMemoryError",
+    "PhotoError",
+    "SettingsError",
+    "tiny_random_pipeline",
+]
+
+
+def __getattr__(name):
+    # torch and diffusers load only when the engine is used, so the app and the CLI
+    # start fast and `foi --help` answers at once.
+    if name in ("FoiEngine", "LocateResult", "EditResult"):
+        from . import engine
+
+        return getattr(engine, name)
+    if name == "tiny_random_pipeline":
+        from .tiny import tiny_random_pipeline
+
+        return tiny_random_pipeline
+    raise AttributeError(f"module 'foi_engine' has no attribute {name!r}")

@@ -1,0 +1,38 @@
+"""Errors the engine raises. Each message is written for the person using the app:
+it says what is wrong and what to do, in one line."""
+
+
+class FoiError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class PhotoError(FoiError):
+    """The photo cannot be used (unreadable, too small, too large)."""
+
+
+class InstructionError(FoiError):
+    """An instruction is empty, too long, or names a keyword it does not contain."""
+
+
+class SettingsError(FoiError, ValueError):
+    """A setting is out of range."""
+
+
+class MaskError(FoiError):
+    """A mask does not fit the photo."""
+
+
+class ModelError(FoiError):
+    """The model cannot be found, read or used."""
+
+
+class NotInstructPix2PixError(ModelError):
+    """The model loads but is not an InstructPix2Pix model (its UNet lacks 8 input channels)."""
+
+
+class OutOfMemoryError(FoiError):
+    """The device ran out of memory during an edit."""
+
+
+class Cancelled(FoiError):
+    """The run was stopped by its cancel event."""

@@ -1,0 +1,131 @@
+"""From whatever the user opened to the RGB photo the model sees.
+
+`prepare_photo` applies EXIF orientation and converts any mode to 8-bit RGB;
+`WorkingFrame` is IP2P's working size and the centre crop that reaches it
+(DESIGN.md §2 "Working size"), so masks and results can be mapped between the
+photo and the working frame in both directions."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import PhotoError
+
+MIN_SIDE = 64
+
+
+def open_photo(path: str | os.PathLike) -> Image.Image:
+    """Read a photo file into memory, refusing what is not a usable image."""
+    name = os.path.basename(os.fspath(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+    except FileNotFoundError:
+        raise PhotoError(f"{name}: no such file. Check the path and try again.") from None
+    except IsADirectoryError:
+        raise PhotoError(f"{name} is a folder, not a photo: choose an image file.") from None
+    except PermissionError:
+        raise PhotoError(f"{name} cannot be read: check its permissions.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoError(
+            f"{name} is too large to open safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
+            "scale it down first."
+        ) from None
+    except UnidentifiedImageError:
+        raise PhotoError(f"{name} is not an image file FoI Studio can read (try PNG, JPEG, TIFF or WebP).") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise PhotoError(f"{name} is damaged or incomplete and cannot be read ({error}).") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB, whatever the mode: grey, palette, CMYK, 16-bit, float.
+    Transparency is composited over white, so hidden pixels never show."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def prepare_photo(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied, then RGB. Never changes the caller's image."""
+    if not isinstance(image, Image.Image):
+        raise PhotoError(f"Expected a picture, got {type(image).__name__}.")
+    oriented = ImageOps.exif_transpose(image)
+    rgb = to_rgb(oriented)
+    if min(rgb.size) < MIN_SIDE:
+        raise PhotoError(
+            f"The photo is {rgb.width}×{rgb.height} pixels; each side needs at least {MIN_SIDE}: "
+            "use a larger photo."
+        )
+    return rgb
+
+
+def working_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """IP2P's rule (edit_cli.py), in Python floats exactly as written there."""
+    factor = resolution / max(width, height)
+    factor = math.ceil(min(width, height) * factor / 64) * 64 / min(width, height)
+    new_width = int((width * factor) // 64) * 64
+    new_height = int((height * factor) // 64) * 64
+    return new_width, new_height
+
+
+def fit_box(source: tuple[int, int], target: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The crop box (in source pixels) that `ImageOps.fit(source, target)` resizes from."""
+    width, height = source
+    source_ratio = width / height
+    target_ratio = target[0] / target[1]
+    if source_ratio == target_ratio:
+        crop_width, crop_height = width, height
+    elif source_ratio >= target_ratio:
+        crop_width, crop_height = target_ratio * height, height
+    else:
+        crop_width, crop_height = width, width / target_ratio
+    left = (width - crop_width) * 0.5
+    top = (height - crop_height) * 0.5
+    return (left, top, left + crop_width, top + crop_height)
+
+
+@dataclass(frozen=True)
+class WorkingFrame:
+    """Where the working image sits in the (oriented) photo."""
+
+    photo_size: tuple[int, int]  # (w, h) of the photo after EXIF rotation
+    size: tuple[int, int]  # (w', h') the model works at
+
+    @classmethod
+    def for_photo(cls, photo_size: tuple[int, int], resolution: int) -> "WorkingFrame":
+        return cls(tuple(photo_size), working_size(*photo_size, resolution))
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """The part of the photo the working image shows (float photo pixels)."""
+        return fit_box(self.photo_size, self.size)
+
+    @property
+    def pixel_box(self) -> tuple[int, int, int, int]:
+        """`box` rounded to whole photo pixels, for pasting back."""
+        return tuple(int(round(v)) for v in self.box)
+
+    def fit(self, image: Image.Image, method=Image.Resampling.LANCZOS) -> Image.Image:
+        """Bring a photo-sized image to the working frame (no resampling when sizes match)."""
+        return ImageOps.fit(image, self.size, method=method)
