@@ -1,0 +1,266 @@
+"""FoiEngine: Focus on Your Instruction on an InstructPix2Pix pipeline.
+
+One run reads top to bottom in `_run`: prepare the photo and the text, encode both,
+start from the noised photo, then per step: one UNet call on the three branches
+(recording the grounding attention on the first, modulating cross-attention on later
+ones), guidance (eq. 9 early, eq. 1 late), an Euler-ancestral step."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import attention
+from .errors import Cancelled, InstructionError, OutOfMemoryError, SettingsError
+from .grounding import grounding_maps
+from .guidance import guide
+from .loading import DEFAULT_MODEL, TINY_RANDOM, choose_device, default_dtype, load_pipeline
+from .masks import to_working_frame, union
+from .photo import WorkingFrame, prepare_photo
+from .preview import latent_preview
+from .prompt import count_tokens, layout_prompt
+from .settings import EditSettings, Instruction
+
+MAX_INSTRUCTIONS = 6
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    """Where each instruction will act: its grounding map (eq. 2) and mask."""
+
+    maps: list[np.ndarray]  # float32 (h_g, w_g) in [0, 1]
+    masks: list[np.ndarray]  # bool (h_g, w_g)
+    thresholds: list[float | None]  # τ_i; None for "whole image"
+    factor: int  # the grounding factor actually used
+    frame: WorkingFrame
+    instructions: tuple[Instruction, ...]
+    seed: int
+
+    def rethreshold(self, index: int, threshold: float) -> np.ndarray:
+        """The mask at another τ, from the cached map: no model call."""
+        if self.thresholds[index] is None:
+            return np.ones_like(self.masks[index])
+        return self.maps[index] >= np.float32(threshold)
+
+
+@dataclass(frozen=True)
+class EditResult:
+    image: "PIL.Image.Image"  # noqa: F821 - RGB at frame.size
+    masks: list[np.ndarray] | None  # float32 masks the run used (None with focus off)
+    grounding: LocateResult | None  # set when the masks were extracted in this run
+    settings: EditSettings
+    seed: int
+    frame: WorkingFrame
+    instructions: tuple[Instruction, ...]
+    model_name: str
+    random_weights: bool
+
+
+class FoiEngine:
+    def __init__(self, pipe, model_name: str | None = None, random_weights: bool | None = None):
+        from diffusers import StableDiffusionInstructPix2PixPipeline
+
+        if not isinstance(pipe, StableDiffusionInstructPix2PixPipeline):
+            raise TypeError("FoiEngine needs a StableDiffusionInstructPix2PixPipeline.")
+        if pipe.unet.config.in_channels != 8:
+            from .errors import NotInstructPix2PixError
+
+            raise NotInstructPix2PixError(
+                f"This model's UNet takes {pipe.unet.config.in_channels} input channels, not 8: "
+                "it is not an InstructPix2Pix model."
+            )
+        self.pipe = pipe
+        self.model_name = model_name or pipe.config.get("_name_or_path") or "InstructPix2Pix"
+        self.random_weights = getattr(pipe, "foi_random_weights", False) if random_weights is None else random_weights
+        self._control = attention.install(pipe.unet)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str | None = None, dtype=None, progress=None):
+        """A hub id or a local folder; `progress(done, total, text)` hears about downloads."""
+        chosen = choose_device(device)
+        pipe = load_pipeline(model, chosen, dtype or default_dtype(chosen), progress)
+        return cls(pipe, model_name=model)
+
+    @classmethod
+    def load(cls, model: str = DEFAULT_MODEL, device: str | None = None, progress=None):
+        """Like from_pretrained, and "tiny-random" builds the random-weight test model."""
+        if model == TINY_RANDOM:
+            from .tiny import tiny_random_pipeline
+
+            return cls(tiny_random_pipeline(0).to(choose_device(device)), model_name=TINY_RANDOM)
+        return cls.from_pretrained(model, device=device, progress=progress)
+
+    @property
+    def device(self) -> str:
+        return str(self.pipe.device)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.pipe.tokenizer.model_max_length
+
+    def count_tokens(self, instructions) -> int:
+        return count_tokens(self.pipe.tokenizer, list(instructions))
+
+    def locate(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0) -> LocateResult:
+        """Grounding maps and masks from the first step alone (whatever settings.focus says)."""
+        return self._guarded(image, instructions, settings, seed, None, None, None, locate_only=True)
+
+    def edit(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0,
+             masks=None, on_step=None, cancel=None) -> EditResult:
+        """Edit the photo; masks=None extracts them in this run (the paper's single pass)."""
+        return self._guarded(image, instructions, settings, seed, masks, on_step, cancel, locate_only=False)
+
+    def _guarded(self, *args, **kwargs):
+        try:
+            with self._lock, torch.inference_mode():
+                return self._run(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise OutOfMemoryError(
+                "The graphics card ran out of memory: lower the resolution, or close other programs "
+                "using the card, and try again."
+            ) from None
+        except RuntimeError as error:
+            if "out of memory" in str(error).lower():
+                raise OutOfMemoryError(
+                    "The device ran out of memory: lower the resolution and try again."
+                ) from None
+            raise
+        finally:
+            self._control.end_run()
+
+    def _encode_text(self, text: str) -> torch.Tensor:
+        """As diffusers' IP2P pipeline encodes a prompt (padded to the model's length)."""
+        tokenizer, encoder = self.pipe.tokenizer, self.pipe.text_encoder
+        tokens = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt")
+        attention_mask = None
+        if getattr(encoder.config, "use_attention_mask", False):
+            attention_mask = tokens.attention_mask.to(self.pipe.device)
+        embeds = encoder(tokens.input_ids.to(self.pipe.device), attention_mask=attention_mask)[0]
+        return embeds.to(dtype=encoder.dtype, device=self.pipe.device)
+
+    def _run(self, image, instructions, settings, seed, masks, on_step, cancel, locate_only):
+        from diffusers import EulerAncestralDiscreteScheduler
+        from diffusers.utils.torch_utils import randn_tensor
+
+        instructions = _check_request(instructions, settings, seed)
+        pipe, device, control = self.pipe, self.pipe.device, self._control
+        focus = settings.focus or locate_only
+
+        # The photo at IP2P's working size; the instruction text and its token layout.
+        photo = prepare_photo(image)
+        frame = WorkingFrame.for_photo(photo.size, settings.resolution)
+        layout = layout_prompt(pipe.tokenizer, list(instructions))
+        drawn = np.random.default_rng(seed).uniform(0.4, 0.7, size=len(instructions))
+        thresholds = [None if ins.keyword is None else (float(drawn[i]) if ins.threshold is None else ins.threshold)
+                      for i, ins in enumerate(instructions)]
+        given = None
+        if masks is not None and focus and not locate_only:
+            if len(masks) != len(instructions):
+                from .errors import MaskError
+
+                raise MaskError(f"Got {len(masks)} masks for {len(instructions)} instructions: give one per instruction.")
+            given = [to_working_frame(mask, i, frame) for i, mask in enumerate(masks)]
+
+        # Text [T, ∅, ∅] and image [c, c, 0] conditions of the three branches.
+        empty = self._encode_text("")
+        embeds = torch.cat([self._encode_text(layout.text), empty, empty])
+        pixels = pipe.image_processor.preprocess(frame.fit(photo)).to(device=device, dtype=embeds.dtype)
+        photo_latent = pipe.vae.encode(pixels).latent_dist.mode()
+        conditions = torch.cat([photo_latent, photo_latent, torch.zeros_like(photo_latent)])
+        latent_shape = tuple(photo_latent.shape[-2:])
+
+        # The start: the photo's latent noised to the first of the K steps that run.
+        scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(settings.steps, device=device)
+        steps_run = settings.denoising_steps
+        t_start = settings.steps - steps_run
+        scheduler.set_begin_index(t_start)
+        timesteps = scheduler.timesteps[t_start:]
+        t_values = timesteps.tolist()
+        generator = torch.Generator("cpu").manual_seed(seed)
+        noise = randn_tensor(tuple(photo_latent.shape), generator=generator, device=device, dtype=embeds.dtype)
+        if settings.strength == 1.0:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            scaled = pipe.vae.config.scaling_factor * photo_latent
+            latents = scheduler.add_noise(scaled, noise, timesteps[:1])
+
+        modulate_until = settings.steps_until(settings.modulate_until)
+        disentangle_until = settings.steps_until(settings.disentangle_until)
+        train_steps = scheduler.config.num_train_timesteps
+        record = focus and given is None
+        grounding, used, union_latent = None, None, None
+
+        def use_masks(arrays):
+            nonlocal used, union_latent
+            used = [np.asarray(a, dtype=np.float32) for a in arrays]
+            tensors = [torch.from_numpy(a).to(device) for a in used]
+            union_latent = union(tensors, latent_shape).to(embeds.dtype)
+            control.start_run(tensors, layout.spans, [ins.strength for ins in instructions],
+                              embeds.shape[1], latent_shape, settings.outside_tokens, device)
+
+        if given is not None:
+            use_masks(given)
+
+        for i, t in enumerate(timesteps):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("The edit was cancelled.")
+            if i == 0 and record:
+                control.set_step("record")
+            elif focus and 1 <= i < modulate_until:
+                control.set_step("modulate", xi=0.05 * (t_values[i] / train_steps) ** 4)  # eq. 7
+            else:
+                control.set_step("stock")
+
+            model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
+            model_input = torch.cat([model_input, conditions], dim=1)
+            noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+
+            if i == 0 and record:
+                maps, factor, _ = grounding_maps(control.recorded, latent_shape, settings.grounding_factor,
+                                                 layout.keyword_tokens, settings.gamma)
+                control.recorded = []
+                found = [m >= np.float32(tau) if tau is not None else np.ones(m.shape, dtype=bool)
+                         for m, tau in zip(maps, thresholds)]
+                grounding = LocateResult(maps, found, thresholds, factor, frame, instructions, seed)
+                if locate_only:
+                    return grounding
+                use_masks(found)
+
+            confine = focus and i < disentangle_until
+            noise_pred = guide(noise_pred, settings.text_guidance, settings.image_guidance,
+                               union_latent if confine else None)
+            step = scheduler.step(noise_pred, t, latents, generator=generator)
+            latents = step.prev_sample
+            if on_step is not None:
+                on_step(i, steps_run, latent_preview(step.pred_original_sample))
+
+        decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
+        result = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
+        return EditResult(result, used if focus else None, grounding, settings, seed, frame,
+                          instructions, self.model_name, self.random_weights)
+
+
+def _check_request(instructions, settings, seed) -> tuple[Instruction, ...]:
+    if isinstance(instructions, Instruction):
+        instructions = [instructions]
+    instructions = tuple(instructions)
+    if not instructions:
+        raise InstructionError("Write at least one instruction.")
+    if len(instructions) > MAX_INSTRUCTIONS:
+        raise InstructionError(
+            f"{len(instructions)} instructions is too many for one edit: use at most {MAX_INSTRUCTIONS}."
+        )
+    for instruction in instructions:
+        if not isinstance(instruction, Instruction):
+            raise InstructionError(f"Expected an Instruction, got {type(instruction).__name__}.")
+    if not isinstance(settings, EditSettings):
+        raise SettingsError(f"Expected EditSettings, got {type(settings).__name__}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise SettingsError(f"The seed must be a whole number from 0 to 2⁶³−1, not {seed!r}.")
+    return instructions

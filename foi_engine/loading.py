@@ -1,0 +1,143 @@
+"""Finding, downloading and loading an InstructPix2Pix model, safely.
+
+Safetensors only (no pickled weights, which can run code), never remote code; fp16 on
+CUDA, fp32 elsewhere; device cuda → mps → cpu unless one is given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError, NotInstructPix2PixError
+
+DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
+TINY_RANDOM = "tiny-random"
+# What a download skips: pickled weights, half-precision duplicates, the safety checker.
+IGNORED_FILES = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.fp16.*", "safety_checker/*"]
+COMPONENTS = ("unet", "vae", "text_encoder")
+
+
+def choose_device(device: str | None = None) -> torch.device:
+    if device:
+        try:
+            chosen = torch.device(device)
+        except RuntimeError:
+            raise ModelError(f'"{device}" is not a device: use cpu, cuda, cuda:1 or mps.') from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError("No CUDA graphics card is available here: choose cpu.")
+        if chosen.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelError("Apple's Metal (mps) is not available here: choose cpu.")
+        return chosen
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _progress_bar_class(progress):
+    """A tqdm class that reports the download's bytes to `progress(done, total, text)`."""
+    from tqdm.auto import tqdm
+
+    class Reporting(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            super().update(n)
+            if self.unit == "B":
+                progress(self.n, self.total or 0, "Downloading the model")
+
+    return Reporting
+
+
+def model_folder(model: str, progress=None) -> Path:
+    """A local folder holding the model: the one given, or the hub's cached download."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{model} is not a folder: choose the folder that holds the model.")
+        return path
+    if model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1:
+        raise ModelError(f"There is no folder {model}: check the path.")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        folder = snapshot_download(
+            model,
+            ignore_patterns=IGNORED_FILES,
+            local_files_only=offline(),
+            tqdm_class=_progress_bar_class(progress) if progress else None,
+        )
+    except HFValidationError:
+        raise ModelError(f'"{model}" is neither a folder nor a model name like "timbrooks/instruct-pix2pix".') from None
+    except RepositoryNotFoundError:
+        raise ModelError(f'There is no model "{model}" on the Hugging Face hub: check the name.') from None
+    except LocalEntryNotFoundError:
+        raise ModelError(
+            f'The model "{model}" is not downloaded yet and FoI Studio is offline: connect to the '
+            "internet once, or choose a folder that holds the model."
+        ) from None
+    except (HfHubHTTPError, OSError) as error:
+        raise ModelError(f'The model "{model}" could not be downloaded ({error}): check the connection.') from None
+    return Path(folder)
+
+
+def check_folder(folder: Path, name: str) -> None:
+    if not (folder / "model_index.json").is_file():
+        raise ModelError(f"{name} is not a diffusers model folder (it has no model_index.json).")
+    for component in COMPONENTS:
+        files = list((folder / component).glob("*")) if (folder / component).is_dir() else []
+        if not any(f.suffix == ".safetensors" for f in files):
+            if any(f.suffix in (".bin", ".ckpt", ".pt") for f in files):
+                raise ModelError(
+                    f"{name} has its {component} only as pickled .bin weights, which can run code when "
+                    "loaded; FoI Studio loads only .safetensors: convert the model or choose another."
+                )
+            raise ModelError(f"{name} has no {component} weights (.safetensors): the download is incomplete.")
+
+
+def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    folder = model_folder(model, progress)
+    check_folder(folder, model)
+    if progress:
+        progress(0, 0, "Loading the model")
+    try:
+        pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+            folder,
+            torch_dtype=dtype,
+            use_safetensors=True,
+            local_files_only=True,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except Exception as error:  # diffusers raises many types for damaged files
+        raise ModelError(f"{model} could not be read: a file is damaged or incomplete ({error}).") from None
+    in_channels = pipe.unet.config.in_channels
+    if in_channels != 8:
+        raise NotInstructPix2PixError(
+            f"{model} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
+            "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)

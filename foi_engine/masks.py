@@ -1,0 +1,60 @@
+"""Masks between resolutions (DESIGN.md §2 "Masks at other resolutions").
+
+The engine's mask is a float32 array in [0, 1]. Masks painted at the photo's size are
+brought to the working frame like the photo; any other mask must already have the
+working frame's aspect. Resizing down averages (area), resizing up repeats (nearest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from .errors import MaskError
+from .photo import WorkingFrame
+
+
+def as_mask(mask, index: int) -> np.ndarray:
+    """Any numeric or bool 2-D array → float32 in [0, 1]."""
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise MaskError(f"Mask {index + 1} must be a single-channel image, not an array of shape {array.shape}.")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise MaskError(f"Mask {index + 1} must hold numbers, not {array.dtype}.")
+    array = array.astype(np.float32)
+    if np.isnan(array).any():
+        raise MaskError(f"Mask {index + 1} has undefined (NaN) values: repaint or clear it.")
+    return np.clip(array, 0.0, 1.0)
+
+
+def to_working_frame(mask, index: int, frame: WorkingFrame) -> np.ndarray:
+    """A photo-sized mask is fitted like the photo; others are checked for the frame's aspect."""
+    array = as_mask(mask, index)
+    height, width = array.shape
+    if (width, height) == frame.photo_size:
+        fitted = ImageOps.fit(Image.fromarray(array, "F"), frame.size, method=Image.Resampling.BOX)
+        return np.clip(np.asarray(fitted, dtype=np.float32), 0.0, 1.0)
+    frame_w, frame_h = frame.size
+    if (height - 1) * frame_w <= (width + 1) * frame_h and (width - 1) * frame_h <= (height + 1) * frame_w:
+        return array
+    raise MaskError(
+        f"Mask {index + 1} is {width}×{height} pixels, which does not match the photo's shape "
+        f"({frame.photo_size[0]}×{frame.photo_size[1]}): use a mask of the photo's size."
+    )
+
+
+def resize(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) → size=(h', w'): area when shrinking in both dimensions, nearest otherwise."""
+    if tuple(mask.shape) == tuple(size):
+        return mask
+    mode = "area" if size[0] <= mask.shape[0] and size[1] <= mask.shape[1] else "nearest"
+    return F.interpolate(mask[None, None], size=size, mode=mode)[0, 0]
+
+
+def union(masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """M_union at a size: element-wise max of the masks, each first resized to that size."""
+    result = resize(masks[0], size)
+    for mask in masks[1:]:
+        result = torch.maximum(result, resize(mask, size))
+    return result
