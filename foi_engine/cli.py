@@ -1,0 +1,231 @@
+"""`foi`: FoI from the terminal.
+
+    foi edit PHOTO -i "make the sky a sunset" -k sky -i "put a hat on him" -k hat -o out.png
+    foi locate PHOTO -i "make the sky a sunset" -k sky --masks-dir masks/
+
+-k, -a and -t belong to the -i before them; without -k an instruction acts on the whole image."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from .errors import FoiError
+from .loading import DEFAULT_MODEL, TINY_RANDOM
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+LAYERED_SUFFIXES = {".ora", ".psd"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _InstructionPart(argparse.Action):
+    """-i opens a new instruction; -k/-a/-t fill in the latest one."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        items = getattr(namespace, "instructions", None) or []
+        if self.dest == "text":
+            items.append({"text": value})
+        elif not items:
+            parser.error(f"{option_string} must follow the -i instruction it belongs to")
+        elif self.dest in items[-1]:
+            parser.error(f"{option_string} given twice for the instruction \"{items[-1]['text']}\"")
+        else:
+            items[-1][self.dest] = value
+        namespace.instructions = items
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("photo", help="the photo to edit (it is never changed)")
+    parser.add_argument("-i", "--instruction", dest="text", action=_InstructionPart, metavar="TEXT",
+                        help="an instruction; repeat for several (up to 6)")
+    parser.add_argument("-k", "--keyword", dest="keyword", action=_InstructionPart, metavar="WORD",
+                        help="the word of the instruction that names where it acts")
+    parser.add_argument("-a", "--alpha", dest="strength", action=_InstructionPart, type=float, metavar="A",
+                        help="the instruction's strength α (default 1)")
+    parser.add_argument("-t", "--threshold", dest="threshold", action=_InstructionPart, type=float, metavar="T",
+                        help="the instruction's mask threshold τ in [0,1] (default: drawn from 0.4–0.7)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--strength", type=float, default=0.8, help="how much of the photo is re-imagined (0–1]")
+    parser.add_argument("--image-guidance", type=float, default=1.5, help="s_I: faithfulness to the photo")
+    parser.add_argument("--text-guidance", type=float, default=7.5, help="s_T: faithfulness to the text")
+    parser.add_argument("--resolution", type=int, default=512, help="working size of the long side")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"hub id or local folder (default {DEFAULT_MODEL}); '{TINY_RANDOM}' for a test model")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the fastest available)")
+    parser.add_argument("--masks-dir", type=Path, help="also write each instruction's mask and heat-map here")
+    parser.set_defaults(instructions=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="foi", description="Edit photos with instructions, each where it belongs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    edit = commands.add_parser("edit", help="edit a photo", description="Edit a photo with instructions.")
+    _add_common(edit)
+    edit.add_argument("-o", "--output", type=Path, required=True,
+                      help="the result: .png/.jpg/.webp/.tif, or layered .ora/.psd")
+    edit.add_argument("--masks", nargs="+", type=Path, metavar="MASK",
+                      help="edit with these masks (one PNG per instruction) instead of finding regions")
+    edit.add_argument("--no-focus", dest="focus", action="store_false",
+                      help="plain InstructPix2Pix: no regions, the instructions act everywhere")
+    edit.set_defaults(run=run_edit)
+    locate = commands.add_parser("locate", help="find where each instruction acts",
+                                 description="Write each instruction's mask and heat-map, without editing.")
+    _add_common(locate)
+    locate.set_defaults(run=run_locate, focus=True)
+    return parser
+
+
+def _request(args):
+    from .photo import open_photo
+    from .settings import EditSettings, Instruction
+
+    if not args.instructions:
+        raise UsageError("give at least one instruction with -i")
+    instructions = [Instruction(item["text"], item.get("keyword"), item.get("strength", 1.0), item.get("threshold"))
+                    for item in args.instructions]
+    settings = EditSettings(steps=args.steps, strength=args.strength, image_guidance=args.image_guidance,
+                            text_guidance=args.text_guidance, resolution=args.resolution, focus=args.focus)
+    return open_photo(args.photo), instructions, settings
+
+
+def _check_output(path: Path, photo: str) -> None:
+    if path.suffix.lower() not in IMAGE_SUFFIXES | LAYERED_SUFFIXES:
+        raise UsageError(f"cannot write {path.name}: end the name with .png, .jpg, .webp, .tif, .ora or .psd")
+    if not path.parent.resolve().is_dir():
+        raise UsageError(f"the folder {path.parent} does not exist: create it first")
+    if path.exists() and path.resolve() == Path(photo).resolve():
+        raise UsageError("the result would replace the photo itself: choose another output name")
+
+
+def _load_engine(args):
+    from .engine import FoiEngine
+
+    return FoiEngine.load(args.model, device=args.device)
+
+
+def _progress(total_text: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_step(i, total, preview):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=total_text, unit="step", file=sys.stderr, leave=False)
+        bar.update(1)
+        if i + 1 == total:
+            bar.close()
+
+    return on_step
+
+
+def _read_masks(paths):
+    import numpy as np
+    from PIL import Image
+
+    from .photo import open_photo
+
+    return [np.asarray(open_photo(path).convert("L"), dtype=np.float32) / 255.0 for path in paths]
+
+
+def run_edit(args) -> int:
+    _check_output(args.output, args.photo)
+    photo, instructions, settings = _request(args)
+    masks = _read_masks(args.masks) if args.masks else None
+    if masks is not None and len(masks) != len(instructions):
+        raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
+    engine = _load_engine(args)
+    result = engine.edit(photo, instructions, settings, seed=args.seed, masks=masks, on_step=_progress("Editing"))
+    _write_result(args.output, photo, result)
+    if args.masks_dir and result.grounding is not None:
+        write_masks(args.masks_dir, result.grounding)
+    label = " (random weights: the image is noise)" if result.random_weights else ""
+    print(f"Wrote {args.output}{label}")
+    return 0
+
+
+def run_locate(args) -> int:
+    if args.masks_dir is None:
+        raise UsageError("say where to write the masks with --masks-dir")
+    photo, instructions, settings = _request(args)
+    grounding = _load_engine(args).locate(photo, instructions, settings, seed=args.seed)
+    for path in write_masks(args.masks_dir, grounding):
+        print(f"Wrote {path}")
+    return 0
+
+
+def _write_result(path: Path, photo, result) -> None:
+    from . import layered
+
+    suffix = path.suffix.lower()
+    if suffix in LAYERED_SUFFIXES:
+        layered.write_result(path, suffix.lstrip("."), photo, result)
+    else:
+        layered.save_image(path, result.image)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "instruction"
+
+
+def heat_map(values):
+    """A float map in [0,1] as a dark-blue → red → yellow image."""
+    import numpy as np
+    from PIL import Image
+
+    anchors = np.array([[0, 0, 64], [32, 0, 160], [200, 30, 60], [255, 140, 0], [255, 255, 160]], dtype=float)
+    position = np.clip(values, 0, 1) * (len(anchors) - 1)
+    low = np.floor(position).astype(int).clip(0, len(anchors) - 2)
+    weight = (position - low)[..., None]
+    colours = anchors[low] * (1 - weight) + anchors[low + 1] * weight
+    return Image.fromarray(colours.round().astype(np.uint8), "RGB")
+
+
+def write_masks(folder: Path, grounding) -> list[Path]:
+    """Each instruction's mask and heat-map, at the working size, as PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    from . import layered
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, (instruction, mask, values) in enumerate(zip(grounding.instructions, grounding.masks, grounding.maps)):
+        name = f"{i + 1}-{_slug(instruction.text)}"
+        size = grounding.frame.size
+        mask_image = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST)
+        heat = heat_map(values).resize(size, Image.Resampling.NEAREST)
+        for suffix, image in (("mask", mask_image), ("heatmap", heat)):
+            path = folder / f"{name}-{suffix}.png"
+            layered.save_image(path, image)
+            written.append(path)
+    return written
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as error:
+        parser.exit(2, f"foi: {error}\n")
+    except FoiError as error:
+        print(f"foi: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("foi: stopped.", file=sys.stderr)
+        return 130
+    except OSError as error:
+        print(f"foi: could not write or read a file: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
