@@ -5,7 +5,9 @@ CUDA, fp32 elsewhere; device cuda → mps → cpu unless one is given."""
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -101,6 +103,7 @@ def model_folder(model: str, progress=None) -> Path:
 
 
 def check_folder(folder: Path, name: str) -> None:
+    """Refuse, before reading any weights, what cannot be an IP2P model in safetensors."""
     if not (folder / "model_index.json").is_file():
         raise ModelError(f"{name} is not a diffusers model folder (it has no model_index.json).")
     for component in COMPONENTS:
@@ -112,32 +115,39 @@ def check_folder(folder: Path, name: str) -> None:
                     "loaded; FoI Studio loads only .safetensors: convert the model or choose another."
                 )
             raise ModelError(f"{name} has no {component} weights (.safetensors): the download is incomplete.")
+    try:
+        in_channels = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))["in_channels"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelError(f"{name} has no readable unet/config.json ({error}).") from None
+    if in_channels != 8:
+        raise NotInstructPix2PixError(
+            f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
+            "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
+        )
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):
     from diffusers import StableDiffusionInstructPix2PixPipeline
+    from diffusers.utils.logging import disable_progress_bar
 
     folder = model_folder(model, progress)
     check_folder(folder, model)
     if progress:
         progress(0, 0, "Loading the model")
+    disable_progress_bar()  # the app and the CLI show their own progress
     try:
-        pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
-            folder,
-            torch_dtype=dtype,
-            use_safetensors=True,
-            local_files_only=True,
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch_dtype: the name every diffusers < 1 knows
+            pipe = StableDiffusionInstructPix2PixPipeline.from_pretrained(
+                folder,
+                torch_dtype=dtype,
+                use_safetensors=True,
+                local_files_only=True,
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
     except Exception as error:  # diffusers raises many types for damaged files
         raise ModelError(f"{model} could not be read: a file is damaged or incomplete ({error}).") from None
-    in_channels = pipe.unet.config.in_channels
-    if in_channels != 8:
-        raise NotInstructPix2PixError(
-            f"{model} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
-            "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
-        )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
