@@ -7,6 +7,7 @@ ones), guidance (eq. 9 early, eq. 1 late), an Euler-ancestral step."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 
@@ -59,6 +60,20 @@ class EditResult:
     random_weights: bool
 
 
+@dataclass(frozen=True)
+class _FirstStep:
+    """What the first step of a grounded run computed, for the next run with the same
+    photo, text, seed and schedule (typically Edit after Find regions): the photo's
+    latent, the UNet's output (step 0 is never modulated, so it is the same in every
+    run) and the grounding maps."""
+
+    key: tuple
+    photo_latent: torch.Tensor
+    noise_pred: torch.Tensor
+    maps: list[np.ndarray]
+    factor: int
+
+
 class FoiEngine:
     def __init__(self, pipe, model_name: str | None = None, random_weights: bool | None = None):
         from diffusers import StableDiffusionInstructPix2PixPipeline
@@ -77,6 +92,7 @@ class FoiEngine:
         self.random_weights = getattr(pipe, "foi_random_weights", False) if random_weights is None else random_weights
         self._control = attention.install(pipe.unet)
         self._lock = threading.Lock()
+        self._first_step: _FirstStep | None = None
 
     @classmethod
     def from_pretrained(cls, model: str = DEFAULT_MODEL, device: str | None = None, dtype=None, progress=None):
@@ -169,8 +185,15 @@ class FoiEngine:
         # Text [T, ∅, ∅] and image [c, c, 0] conditions of the three branches.
         empty = self._encode_text("")
         embeds = torch.cat([self._encode_text(layout.text), empty, empty])
-        pixels = pipe.image_processor.preprocess(frame.fit(photo)).to(device=device, dtype=embeds.dtype)
-        photo_latent = pipe.vae.encode(pixels).latent_dist.mode()
+        working = frame.fit(photo)
+        key = (hashlib.sha256(working.tobytes()).hexdigest(), working.size, layout.text, layout.keyword_tokens,
+               settings.steps, settings.strength, settings.gamma, settings.grounding_factor, seed)
+        cached = self._first_step if self._first_step and self._first_step.key == key else None
+        if cached:
+            photo_latent = cached.photo_latent
+        else:
+            pixels = pipe.image_processor.preprocess(working).to(device=device, dtype=embeds.dtype)
+            photo_latent = pipe.vae.encode(pixels).latent_dist.mode()
         conditions = torch.cat([photo_latent, photo_latent, torch.zeros_like(photo_latent)])
         latent_shape = tuple(photo_latent.shape[-2:])
 
@@ -217,14 +240,21 @@ class FoiEngine:
             else:
                 control.set_step("stock")
 
-            model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
-            model_input = torch.cat([model_input, conditions], dim=1)
-            noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if i == 0 and cached:
+                noise_pred = cached.noise_pred
+            else:
+                model_input = scheduler.scale_model_input(torch.cat([latents] * 3), t)
+                model_input = torch.cat([model_input, conditions], dim=1)
+                noise_pred = pipe.unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
 
             if i == 0 and record:
-                maps, factor, _ = grounding_maps(control.recorded, latent_shape, settings.grounding_factor,
-                                                 layout.keyword_tokens, settings.gamma)
-                control.recorded = []
+                if cached:
+                    maps, factor = cached.maps, cached.factor
+                else:
+                    maps, factor, _ = grounding_maps(control.recorded, latent_shape, settings.grounding_factor,
+                                                     layout.keyword_tokens, settings.gamma)
+                    control.recorded = []
+                    self._first_step = _FirstStep(key, photo_latent, noise_pred, maps, factor)
                 found = [m >= np.float32(tau) if tau is not None else np.ones(m.shape, dtype=bool)
                          for m, tau in zip(maps, thresholds)]
                 grounding = LocateResult(maps, found, thresholds, factor, frame, instructions, seed)

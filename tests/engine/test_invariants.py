@@ -109,3 +109,28 @@ def test_cancel_stops_within_a_step(tiny_engine, photo):
         tiny_engine.edit(photo, TWO, SMALL, seed=0, on_step=on_step, cancel=cancel)
     assert steps == [0, 1, 2]
     tiny_engine.edit(photo, TWO, EditSettings(steps=2, resolution=64), seed=0)  # still usable afterwards
+
+
+def test_edit_after_locate_reuses_the_first_step_with_identical_output(photo):
+    """Find regions then Edit skips the VAE encode and the first UNet pass, and the
+    result equals a cold run on another engine with the same weights."""
+    warm, cold = FoiEngine(tiny_random_pipeline(0)), FoiEngine(tiny_random_pipeline(0))
+    calls = {"warm": 0}
+    unet_forward = warm.pipe.unet.forward
+
+    def counting(*args, **kwargs):
+        calls["warm"] += 1
+        return unet_forward(*args, **kwargs)
+
+    warm.pipe.unet.forward = counting
+    grounding = warm.locate(photo, TWO, SMALL, seed=9)
+    calls["warm"] = 0
+    reused = warm.edit(photo, TWO, SMALL, seed=9, masks=grounding.masks)
+    assert calls["warm"] == SMALL.denoising_steps - 1
+    fresh = cold.edit(photo, TWO, SMALL, seed=9, masks=grounding.masks)
+    assert np.array_equal(np.asarray(reused.image), np.asarray(fresh.image))
+    single = warm.edit(photo, TWO, SMALL, seed=9)  # single pass after locate: maps reused too
+    assert np.array_equal(np.asarray(single.image), np.asarray(fresh.image))
+    calls["warm"] = 0
+    warm.edit(photo, TWO, SMALL, seed=10, masks=grounding.masks)  # another seed: no reuse
+    assert calls["warm"] == SMALL.denoising_steps
