@@ -16,6 +16,8 @@ from .errors import ModelError, NotInstructPix2PixError
 
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
 TINY_RANDOM = "tiny-random"
+# Models shipped inside the package, by the short name the CLI and the editor accept.
+BUNDLED_MODELS = {"shapes": Path(__file__).resolve().parent / "models" / "shapes"}
 # What a download skips: pickled weights, half-precision duplicates, the safety checker.
 IGNORED_FILES = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.fp16.*", "safety_checker/*"]
 COMPONENTS = ("unet", "vae", "text_encoder")
@@ -66,6 +68,10 @@ def _progress_bar_class(progress):
 
 def model_folder(model: str, progress=None) -> Path:
     """A local folder holding the model: the one given, or the hub's cached download."""
+    if model in BUNDLED_MODELS:
+        if not BUNDLED_MODELS[model].is_dir():
+            raise ModelError(f'The bundled "{model}" model is missing from this installation: reinstall FoI Studio.')
+        return BUNDLED_MODELS[model]
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
