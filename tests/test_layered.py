@@ -1,0 +1,231 @@
+"""Layered exports (foi_engine.layered) from hand-made data: no model needed."""
+
+import io
+import json
+import os
+import xml.etree.ElementTree as ET
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from foi_engine.atomic import atomic_write, write_bytes_atomic
+from foi_engine.layered import (
+    ExportError,
+    LayeredEdit,
+    MaskLayer,
+    composite_full_resolution,
+    kind_for_path,
+    mask_file_names,
+    mask_to_photo,
+    write_layered,
+)
+from foi_engine.photo import WorkingFrame
+
+TEXTS = ["make the sky a sunset", 'turn the "dog" into a <cat> & smile']
+
+
+def _photo(width=300, height=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+def _edit(width=300, height=200, resolution=64, feather=None):
+    photo = _photo(width, height)
+    frame = WorkingFrame.for_photo(photo.size, resolution)
+    result = Image.new("RGB", frame.size, (250, 120, 10))
+    # One mask at photo resolution (a painted rectangle), one at the grounding size (blocky).
+    painted = np.zeros((height, width), np.float32)
+    painted[20:60, 100:180] = 1.0
+    grounding = np.zeros((frame.size[1] // 8, frame.size[0] // 8), np.float32)
+    grounding[-2:, :3] = 1.0
+    layers = [MaskLayer(TEXTS[0], painted, (255, 0, 0)), MaskLayer(TEXTS[1], grounding, (0, 0, 255))]
+    metadata = {"instructions": TEXTS, "seed": 7, "settings": {"steps": 4}, "model": "tiny", "random_weights": True}
+    return LayeredEdit(photo, result, frame, layers, metadata, feather)
+
+
+def test_kind_for_path():
+    assert [kind_for_path(p) for p in ("a.ORA", "b.psd", "c.png", "d.jpg", "e.tiff")] == [
+        "ora", "psd", "png", "full", "full"]
+    with pytest.raises(ExportError, match="use .ora"):
+        kind_for_path("x.gif")
+
+
+def test_mask_to_photo_maps_working_masks_into_the_crop_box():
+    frame = WorkingFrame.for_photo((300, 200), 64)  # 3:2 photo, square-ish working frame crops the sides
+    left, top, right, bottom = frame.pixel_box
+    assert left > 0
+    ones = np.ones((frame.size[1] // 8, frame.size[0] // 8), np.float32)
+    alpha = np.asarray(mask_to_photo(ones, frame))
+    assert alpha.shape == (200, 300)
+    assert (alpha[top:bottom, left:right] == 255).all()
+    assert alpha[:, :left].max() == 0 and alpha[:, right:].max() == 0
+    # Photo-sized uint8 masks pass through unchanged.
+    painted = np.random.default_rng(1).integers(0, 256, (200, 300), dtype=np.uint8)
+    assert np.array_equal(np.asarray(mask_to_photo(painted, frame)), painted)
+
+
+def test_ora_structure(tmp_path):
+    edit = _edit()
+    path = tmp_path / "out.ora"
+    assert write_layered(path, "ora", edit) == [str(path)]
+    with zipfile.ZipFile(path) as archive:
+        first = archive.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
+        assert archive.read("mimetype") == b"image/openraster"
+        # The spec wants the bytes at a fixed offset: no extra field before them.
+        with open(path, "rb") as raw:
+            assert raw.read(54)[30:54] == b"mimetypeimage/openraster"
+        root = ET.fromstring(archive.read("stack.xml"))
+        assert (root.get("w"), root.get("h")) == ("300", "200")
+        layers = root.find("stack").findall("layer")
+        names = [layer.get("name") for layer in layers]
+        assert names == [f"{TEXTS[1]} — mask", f"{TEXTS[0]} — mask", TEXTS[1], TEXTS[0], "FoI result", "Original"]
+        visible = [layer.get("visibility") for layer in layers]
+        assert visible == ["hidden", "hidden", "visible", "visible", "hidden", "visible"]
+        for layer in layers:
+            image = Image.open(io.BytesIO(archive.read(layer.get("src"))))
+            image.load()
+            x, y = int(layer.get("x")), int(layer.get("y"))
+            assert 0 <= x and x + image.width <= 300 and 0 <= y and y + image.height <= 200
+        original = Image.open(io.BytesIO(archive.read(layers[-1].get("src"))))
+        assert np.array_equal(np.asarray(original.convert("RGB")), np.asarray(edit.photo))
+        result_layer = layers[-2]
+        assert (int(result_layer.get("x")), int(result_layer.get("y"))) == edit.frame.pixel_box[:2]
+        merged = Image.open(io.BytesIO(archive.read("mergedimage.png")))
+        assert merged.size == (300, 200)
+        thumbnail = Image.open(io.BytesIO(archive.read("Thumbnails/thumbnail.png")))
+        assert max(thumbnail.size) <= 256
+        assert json.loads(archive.read("foi/metadata.json"))["seed"] == 7
+
+
+def test_ora_region_layer_is_the_result_with_the_mask_as_alpha(tmp_path):
+    edit = _edit(feather=0)
+    write_layered(tmp_path / "o.ora", "ora", edit)
+    with zipfile.ZipFile(tmp_path / "o.ora") as archive:
+        layer = [l for l in ET.fromstring(archive.read("stack.xml")).iter("layer") if l.get("name") == TEXTS[0]][0]
+        region = np.asarray(Image.open(io.BytesIO(archive.read(layer.get("src")))))
+    # The painted rectangle 100:180 × 20:60 lies inside the crop box: the layer is exactly it.
+    assert (int(layer.get("x")), int(layer.get("y"))) == (100, 20)
+    assert region.shape == (40, 80, 4)
+    assert (region[..., 3] == 255).all()
+    assert (region[..., :3] == (250, 120, 10)).all()
+
+
+def test_merged_image_keeps_unmasked_pixels(tmp_path):
+    edit = _edit()
+    write_layered(tmp_path / "m.ora", "ora", edit)
+    with zipfile.ZipFile(tmp_path / "m.ora") as archive:
+        merged = np.asarray(Image.open(io.BytesIO(archive.read("mergedimage.png"))).convert("RGB"))
+    union = np.asarray(edit._render.union_alpha)
+    left, top, right, bottom = edit.frame.pixel_box
+    outside = np.ones((200, 300), bool)
+    outside[top:bottom, left:right] = union == 0
+    assert outside.any() and not outside.all()
+    assert np.array_equal(merged[outside], np.asarray(edit.photo)[outside])
+    assert not np.array_equal(merged[~outside], np.asarray(edit.photo)[~outside])
+
+
+def test_full_resolution_composite_is_bit_exact_outside_the_mask():
+    edit = _edit(width=400, height=260, feather=3)
+    composite = np.asarray(composite_full_resolution(edit))
+    photo = np.asarray(edit.photo)
+    assert composite.shape == photo.shape
+    union = np.asarray(edit._render.union_alpha)
+    left, top, right, bottom = edit.frame.pixel_box
+    feathered = np.zeros(photo.shape[:2], np.uint8)
+    feathered[top:bottom, left:right] = union
+    zero = feathered == 0
+    assert zero.sum() > 1000 and (~zero).sum() > 1000
+    assert np.array_equal(composite[zero], photo[zero])
+    # Where the mask is full the result shows; the feather makes the edge soft, not the centre.
+    assert (composite[40, 140] == (250, 120, 10)).all()
+
+
+def test_composite_paints_nothing_outside_the_crop_box_even_where_painted():
+    edit = _edit()
+    left, top, right, bottom = edit.frame.pixel_box
+    everywhere = MaskLayer("all", np.ones((200, 300), np.uint8) * 255)
+    edit = LayeredEdit(edit.photo, edit.result, edit.frame, [everywhere], {}, 0)
+    composite = np.asarray(composite_full_resolution(edit))
+    photo = np.asarray(edit.photo)
+    assert np.array_equal(composite[:, :left], photo[:, :left])
+    assert np.array_equal(composite[:, right:], photo[:, right:])
+    assert (composite[top:bottom, left:right] == (250, 120, 10)).all()
+
+
+@pytest.mark.parametrize("name", ["full.png", "full.jpg", "full.tif"])
+def test_write_composite_formats(tmp_path, name):
+    edit = _edit()
+    write_layered(tmp_path / name, "full", edit)
+    with Image.open(tmp_path / name) as image:
+        assert image.size == (300, 200)
+        if name.endswith(".png"):
+            assert json.loads(image.text["foi:metadata"])["instructions"] == TEXTS
+
+
+def test_psd_reopens_with_layer_names_and_metadata(tmp_path):
+    from psd_tools import PSDImage
+    from psd_tools.constants import Resource
+
+    edit = _edit()
+    write_layered(tmp_path / "out.psd", "psd", edit)
+    psd = PSDImage.open(tmp_path / "out.psd")
+    assert psd.size == (300, 200)
+    names = [layer.name for layer in psd]
+    assert names == ["Original", "FoI result", TEXTS[0], TEXTS[1], f"{TEXTS[0]} — mask", f"{TEXTS[1]} — mask"]
+    assert [layer.visible for layer in psd] == [True, False, True, True, False, False]
+    assert np.array_equal(np.asarray(psd[0].topil().convert("RGB")), np.asarray(edit.photo))
+    xmp = psd.image_resources.get_data(Resource.XMP_METADATA).decode("utf-8")
+    packet = ET.fromstring(xmp[xmp.index("<x:xmpmeta"):xmp.index("<?xpacket end")])
+    payload = packet.find(".//{https://foi-studio.invalid/ns/1.0/}metadata").text
+    assert json.loads(payload)["seed"] == 7
+    assert TEXTS[0] in packet.find(".//{http://purl.org/dc/elements/1.1/}description").findtext(".//*")
+
+
+def test_png_with_text_chunks_and_masks(tmp_path):
+    edit = _edit()
+    written = write_layered(tmp_path / "r.png", "png", edit)
+    assert written == [str(tmp_path / "r.png")] + mask_file_names(tmp_path / "r.png", edit)
+    assert os.path.basename(written[1]) == "r.mask-1-make-the-sky-a-sunset.png"
+    with Image.open(written[0]) as image:
+        assert image.size == edit.frame.size
+        assert image.text["foi:seed"] == "7"
+        assert json.loads(image.text["foi:instructions"]) == TEXTS
+        assert json.loads(image.text["foi:settings"]) == {"steps": 4}
+    for mask_path in written[1:]:
+        with Image.open(mask_path) as mask:
+            assert mask.mode == "L" and mask.size == edit.frame.size
+
+
+def test_unknown_kind_is_refused(tmp_path):
+    with pytest.raises(ExportError, match="Unknown export kind"):
+        write_layered(tmp_path / "x.ora", "gif", _edit())
+
+
+def test_unwritable_place_gives_a_message(tmp_path):
+    with pytest.raises(ExportError, match="Could not write x.ora"):
+        write_layered(tmp_path / "no-such-folder" / "x.ora", "ora", _edit())
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "keep.ora"
+    path.write_bytes(b"old contents")
+    with pytest.raises(RuntimeError):
+        with atomic_write(path) as stream:
+            stream.write(b"half of the new")
+            raise RuntimeError("disk full")
+    assert path.read_bytes() == b"old contents"
+    assert os.listdir(tmp_path) == ["keep.ora"]
+
+
+def test_atomic_write_keeps_the_old_file_when_an_export_fails(tmp_path):
+    path = tmp_path / "keep.ora"
+    write_bytes_atomic(path, b"old contents")
+    edit = _edit()
+    broken = LayeredEdit(edit.photo, edit.result, edit.frame, [MaskLayer("bad", np.zeros((2, 2, 2)))], {})
+    with pytest.raises(ExportError, match="2-D"):
+        write_layered(path, "ora", broken)
+    assert path.read_bytes() == b"old contents"
+    assert os.listdir(tmp_path) == ["keep.ora"]
