@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import FoiError
+from .evaluation.cli import add_parser as add_eval_parsers
 from .loading import DEFAULT_MODEL, TINY_RANDOM
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write each instruction's mask and heat-map, without editing.")
     _add_common(locate)
     locate.set_defaults(run=run_locate, focus=True)
+    add_eval_parsers(commands)
     return parser
 
 
