@@ -30,26 +30,27 @@ class _InstructionPart(argparse.Action):
 
     def __call__(self, parser, namespace, value, option_string=None):
         items = getattr(namespace, "instructions", None) or []
-        if self.dest == "text":
+        part = self.dest.removeprefix("instruction_")
+        if part == "text":
             items.append({"text": value})
         elif not items:
             parser.error(f"{option_string} must follow the -i instruction it belongs to")
-        elif self.dest in items[-1]:
+        elif part in items[-1]:
             parser.error(f"{option_string} given twice for the instruction \"{items[-1]['text']}\"")
         else:
-            items[-1][self.dest] = value
+            items[-1][part] = value
         namespace.instructions = items
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photo", help="the photo to edit (it is never changed)")
-    parser.add_argument("-i", "--instruction", dest="text", action=_InstructionPart, metavar="TEXT",
+    parser.add_argument("-i", "--instruction", dest="instruction_text", action=_InstructionPart, metavar="TEXT",
                         help="an instruction; repeat for several (up to 6)")
-    parser.add_argument("-k", "--keyword", dest="keyword", action=_InstructionPart, metavar="WORD",
+    parser.add_argument("-k", "--keyword", dest="instruction_keyword", action=_InstructionPart, metavar="WORD",
                         help="the word of the instruction that names where it acts")
-    parser.add_argument("-a", "--alpha", dest="strength", action=_InstructionPart, type=float, metavar="A",
+    parser.add_argument("-a", "--alpha", dest="instruction_strength", action=_InstructionPart, type=float, metavar="A",
                         help="the instruction's strength α (default 1)")
-    parser.add_argument("-t", "--threshold", dest="threshold", action=_InstructionPart, type=float, metavar="T",
+    parser.add_argument("-t", "--threshold", dest="instruction_threshold", action=_InstructionPart, type=float, metavar="T",
                         help="the instruction's mask threshold τ in [0,1] (default: drawn from 0.4–0.7)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=100)
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the result: .png/.jpg/.webp/.tif, or layered .ora/.psd")
     edit.add_argument("--masks", nargs="+", type=Path, metavar="MASK",
                       help="edit with these masks (one PNG per instruction) instead of finding regions")
+    edit.add_argument("--full-resolution", action="store_true",
+                      help="write the edit pasted into the photo at its full size (unmasked pixels stay original)")
     edit.add_argument("--no-focus", dest="focus", action="store_false",
                       help="plain InstructPix2Pix: no regions, the instructions act everywhere")
     edit.set_defaults(run=run_edit)
@@ -145,7 +148,7 @@ def run_edit(args) -> int:
         raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
     engine = _load_engine(args)
     result = engine.edit(photo, instructions, settings, seed=args.seed, masks=masks, on_step=_progress("Editing"))
-    _write_result(args.output, photo, result)
+    _write_result(args, photo, result)
     if args.masks_dir and result.grounding is not None:
         write_masks(args.masks_dir, result.grounding)
     label = " (random weights: the image is noise)" if result.random_weights else ""
@@ -163,14 +166,37 @@ def run_locate(args) -> int:
     return 0
 
 
-def _write_result(path: Path, photo, result) -> None:
-    from . import layered
+def save_image(path: Path, image) -> None:
+    """Write a plain image atomically, in the format its name asks for."""
+    from PIL import Image
 
-    suffix = path.suffix.lower()
-    if suffix in LAYERED_SUFFIXES:
-        layered.write_result(path, suffix.lstrip("."), photo, result)
-    else:
-        layered.save_image(path, result.image)
+    from .atomic import atomic_write
+
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+    with atomic_write(path) as stream:
+        image.save(stream, format=image_format, **options)
+
+
+def _write_result(args, photo, result) -> None:
+    """Layered files and the full-resolution composite at the photo's size; plain images as
+    the model made them, at the working size."""
+    import dataclasses
+
+    import numpy as np
+
+    from . import layered
+    from .photo import prepare_photo
+
+    kind = args.output.suffix.lower().lstrip(".")
+    if kind not in ("ora", "psd") and not args.full_resolution:
+        save_image(args.output, result.image)
+        return
+    if result.masks is None:  # focus off: every instruction acted on the whole image
+        whole = np.ones(result.frame.size[::-1], dtype=np.float32)
+        result = dataclasses.replace(result, masks=[whole] * len(result.instructions))
+    edit = layered.edit_from_result(prepare_photo(photo), result, result.model_name)
+    layered.write_layered(args.output, kind if kind in ("ora", "psd") else "full", edit)
 
 
 def _slug(text: str) -> str:
@@ -195,8 +221,6 @@ def write_masks(folder: Path, grounding) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    from . import layered
-
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for i, (instruction, mask, values) in enumerate(zip(grounding.instructions, grounding.masks, grounding.maps)):
@@ -206,7 +230,7 @@ def write_masks(folder: Path, grounding) -> list[Path]:
         heat = heat_map(values).resize(size, Image.Resampling.NEAREST)
         for suffix, image in (("mask", mask_image), ("heatmap", heat)):
             path = folder / f"{name}-{suffix}.png"
-            layered.save_image(path, image)
+            save_image(path, image)
             written.append(path)
     return written
 

@@ -40,7 +40,7 @@ class PromptLayout:
 
 
 def _ids(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False).input_ids)
+    return list(tokenizer(text, add_special_tokens=False, verbose=False).input_ids)  # no length warning: we say it
 
 
 def count_tokens(tokenizer, instructions: list[Instruction]) -> int:

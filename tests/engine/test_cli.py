@@ -1,0 +1,141 @@
+"""`foi` as a person uses it: results written, masks written, clear one-line errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from foi_engine.cli import main
+
+FAST = ["--model", "tiny-random", "--steps", "4", "--resolution", "64", "--device", "cpu"]
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo):
+    path = tmp_path / "cat.jpg"
+    photo.save(path, quality=92)
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_edit_writes_result_and_masks(capsys, tmp_path, photo_file):
+    before = photo_file.read_bytes()
+    out = tmp_path / "result.png"
+    code, stdout, err = run(capsys, "edit", photo_file, "-i", "make the cat a tiger", "-k", "cat",
+                            "-i", "turn the grass green", "-k", "grass", "-a", "2", "-t", "0.5",
+                            "-o", out, "--masks-dir", tmp_path / "masks", *FAST)
+    assert code == 0, err
+    assert "random weights" in stdout
+    assert Image.open(out).size == (64, 64)
+    names = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert names == ["1-make-the-cat-a-tiger-heatmap.png", "1-make-the-cat-a-tiger-mask.png",
+                     "2-turn-the-grass-green-heatmap.png", "2-turn-the-grass-green-mask.png"]
+    assert photo_file.read_bytes() == before
+
+
+def test_locate_then_edit_with_masks_matches_single_pass(capsys, tmp_path, photo_file):
+    instructions = ["-i", "make the cat a tiger", "-k", "cat"]
+    code, _, err = run(capsys, "locate", photo_file, *instructions, "--masks-dir", tmp_path / "m", "--seed", "3", *FAST)
+    assert code == 0, err
+    mask = tmp_path / "m" / "1-make-the-cat-a-tiger-mask.png"
+    run(capsys, "edit", photo_file, *instructions, "--masks", mask, "-o", tmp_path / "two.png", "--seed", "3", *FAST)
+    run(capsys, "edit", photo_file, *instructions, "-o", tmp_path / "one.png", "--seed", "3", *FAST)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "two.png")), np.asarray(Image.open(tmp_path / "one.png")))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-i", "   "], "instruction is empty"),
+        (["-i", "make the cat a tiger", "-k", "dog"], 'not a word of "make the cat a tiger": choose one of'),
+        (["-i", "make it winter", "--steps", "0"], "Steps must be at least 1"),
+        (["-i", "make it winter", "--strength", "1.5"], "at most 1"),
+        (["-i", "make it winter", "--strength", "nan"], "finite"),
+        (["-i", " ".join(["xylophone"] * 16)], "too long"),
+        (["-i", "make it winter", "-t", "2"], "Threshold must lie between 0 and 1"),
+    ],
+)
+def test_bad_requests_give_one_line(capsys, tmp_path, photo_file, argv, message):
+    code, _, err = run(capsys, "edit", photo_file, *FAST, *argv, "-o", tmp_path / "r.png")  # argv wins
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_instruction_is_a_usage_error(capsys, tmp_path, photo_file):
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "edit", photo_file, "-o", tmp_path / "r.png", *FAST)
+    assert exit_info.value.code == 2
+    assert "give at least one instruction" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [(b"not an image", "not an image file"), (None, "no such file")])
+def test_bad_photos(capsys, tmp_path, content, message):
+    path = tmp_path / "photo.png"
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = run(capsys, "edit", path, "-i", "make it winter", "-o", tmp_path / "r.png", *FAST)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_small_photo_and_wrong_mask(capsys, tmp_path, photo_file):
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 40)).save(small)
+    code, _, err = run(capsys, "edit", small, "-i", "make it winter", "-o", tmp_path / "r.png", *FAST)
+    assert code == 1 and "at least 64" in err
+    square = tmp_path / "square.png"
+    Image.new("L", (50, 20)).save(square)
+    code, _, err = run(capsys, "edit", photo_file, "-i", "make it winter", "--masks", square,
+                       "-o", tmp_path / "r.png", *FAST)
+    assert code == 1 and "does not match the photo's shape" in err
+
+
+def test_output_checked_before_any_work(capsys, tmp_path, photo_file):
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "edit", photo_file, "-i", "make it winter", "-o", tmp_path / "r.gif", *FAST)
+    assert exit_info.value.code == 2 and "end the name with" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(capsys, "edit", photo_file, "-i", "make it winter", "-o", photo_file, *FAST)
+    assert "replace the photo itself" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(capsys, "edit", photo_file, "-i", "make it winter", "-o", tmp_path / "no" / "r.png", *FAST)
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_keyword_before_instruction_is_a_usage_error(capsys, tmp_path, photo_file):
+    with pytest.raises(SystemExit):
+        run(capsys, "edit", photo_file, "-k", "cat", "-i", "make the cat a tiger", "-o", tmp_path / "r.png")
+    assert "must follow the -i" in capsys.readouterr().err
+
+
+def test_console_script_runs_offline(tmp_path, photo_file):
+    out = tmp_path / "r.png"
+    done = subprocess.run([sys.executable, "-m", "foi_engine.cli", "edit", str(photo_file), "-i", "make it winter",
+                           "-o", str(out), *FAST], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
+
+
+def test_layered_and_full_resolution_outputs(capsys, tmp_path, photo_file):
+    import zipfile
+
+    instructions = ["-i", "make the cat a tiger", "-k", "cat", "-i", "turn the grass green", "-k", "grass"]
+    code, _, err = run(capsys, "edit", photo_file, *instructions, "-o", tmp_path / "r.ora", *FAST)
+    assert code == 0, err
+    with zipfile.ZipFile(tmp_path / "r.ora") as archive:
+        assert archive.namelist()[0] == "mimetype"
+        stack = archive.read("stack.xml").decode()
+    assert 'name="make the cat a tiger"' in stack and 'name="turn the grass green"' in stack
+    code, _, err = run(capsys, "edit", photo_file, *instructions, "-o", tmp_path / "r.psd", *FAST)
+    assert code == 0, err
+    code, _, err = run(capsys, "edit", photo_file, "-i", "make it winter", "--no-focus", "--full-resolution",
+                       "-o", tmp_path / "full.jpg", *FAST)
+    assert code == 0, err
+    assert Image.open(tmp_path / "full.jpg").size == Image.open(photo_file).size
