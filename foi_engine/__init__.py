@@ -2,6 +2,13 @@
 
 Only torch, diffusers and transformers below this package; never Qt."""
 
+import os
+
+# The libraries' notices (optional backends, dtype hints) mean nothing to a photographer;
+# set these variables yourself to see them.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
 from .errors import (
     Cancelled,
     FoiError,
