@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from . import files, quality
 from .manifest import Item
@@ -138,9 +138,9 @@ def plot(rows: list[dict], methods: list[Method], size=(900, 640)) -> Image.Imag
         draw.line([left, py, width - right, py], fill=(225, 225, 225))
         draw.text((px, height - bottom + 6), f"{fx:.2f}", fill="black", font=small, anchor="mt")
         draw.text((left - 6, py), f"{fy:.3f}", fill="black", font=small, anchor="rm")
-    draw.text(((left + width - right) / 2, height - 22), "CLIP-D (direction similarity) →", fill="black",
+    draw.text(((left + width - right) / 2, height - 22), "CLIP-D: edit direction agrees with the captions (higher = more edit)", fill="black",
               font=big, anchor="mm")
-    draw.text((left, 18), "CLIP-I (similarity to the input) ↑", fill="black", font=big, anchor="lm")
+    draw.text((left, 18), "CLIP-I: similarity to the input (higher = more faithful)", fill="black", font=big, anchor="lm")
     legend_y = top
     for number, method in enumerate(methods):
         colour = COLOURS[number % len(COLOURS)]
@@ -163,18 +163,21 @@ def plot(rows: list[dict], methods: list[Method], size=(900, 640)) -> Image.Imag
     draw.text((width - right + 42, legend_y + 21), "single", fill="black", font=small, anchor="lm")
     draw.rectangle([width - right + 20, legend_y + 40, width - right + 34, legend_y + 54], outline="black", width=2)
     draw.text((width - right + 42, legend_y + 47), "multi", fill="black", font=small, anchor="lm")
+    if any(r.get("random_weights") for r in rows):
+        draw.text((width - 10, 18), "random-weight model: a test run", fill=(180, 0, 0), font=small, anchor="rm")
     if not points:
         draw.text(((left + width - right) / 2, height / 2), "no CLIP-D values (captions missing?)",
                   fill=(150, 0, 0), font=big, anchor="mm")
     return canvas
 
 
-def _tile(path: Path, cell: int) -> Image.Image:
-    tile = Image.new("RGB", (cell, cell), (235, 235, 235))
+def _tile(path: Path, cell: int, mode: str = "RGB", background=(235, 235, 235)) -> Image.Image:
+    """The image scaled (up or down) to fit a cell, centred; masks scale with nearest."""
+    tile = Image.new(mode, (cell, cell), background)
     if path.exists():
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+            method = Image.Resampling.NEAREST if mode == "L" else Image.Resampling.LANCZOS
+            image = ImageOps.contain(image.convert(mode), (cell, cell), method=method)
             tile.paste(image, ((cell - image.width) // 2, (cell - image.height) // 2))
     return tile
 
@@ -182,11 +185,10 @@ def _tile(path: Path, cell: int) -> Image.Image:
 def _masks_tile(folder: Path, method: Method, base: Image.Image, cell: int) -> Image.Image:
     """The method's masks as coloured overlays on the input, one colour per instruction."""
     tile = base.copy()
-    paths = sorted(folder.glob(f"{method.label}-mask*.png"))
-    for k, path in enumerate(paths):
-        overlay = _tile(path, cell).convert("L")
+    for k, path in enumerate(sorted(folder.glob(f"{method.label}-mask*.png"))):
+        region = _tile(path, cell, "L", 0).point(lambda v: 255 if v >= 128 else 0)
         colour = Image.new("RGB", tile.size, COLOURS[k % len(COLOURS)])
-        tile = Image.composite(Image.blend(tile, colour, 0.55), tile, overlay.point(lambda v: 255 if v >= 128 else 0))
+        tile = Image.composite(Image.blend(tile, colour, 0.55), tile, region)
     return tile
 
 
@@ -197,14 +199,19 @@ def contact_sheet(out: Path, items: list[Item], methods: list[Method], rows: lis
     masked = [m for m in methods if any((out / "images" / i.folder_name / f"{m.label}-mask0.png").exists()
                                         for i in shown)]
     headers = ["input", "ground truth"] + [f"{name(m)} masks" for m in masked] + [name(m) for m in methods]
-    label_h, header_h, gap = 34, 28, 6
+    label_h, title_h, gap = 34, 30, 6
+    header_h = 2 * title_h
     width = gap + len(headers) * (cell + gap)
     height = header_h + max(1, len(shown)) * (label_h + cell + gap)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     font, bold = _font(13), _font(15)
     for c, header in enumerate(headers):
-        draw.text((gap + c * (cell + gap) + cell / 2, header_h / 2), header, fill="black", font=bold, anchor="mm")
+        draw.text((gap + c * (cell + gap) + cell / 2, title_h * 1.5), header, fill="black", font=bold, anchor="mm")
+    title = f"{len(shown)} of {len(items)} items"
+    if any(r.get("random_weights") for r in rows):
+        title += " · random-weight model: the outputs are noise (a test run)"
+    draw.text((gap, title_h / 2), title, fill=(180, 0, 0) if "random" in title else "black", font=bold, anchor="lm")
     for r, item in enumerate(shown):
         y = header_h + r * (label_h + cell + gap)
         folder = out / "images" / item.folder_name
@@ -213,12 +220,13 @@ def contact_sheet(out: Path, items: list[Item], methods: list[Method], rows: lis
             text = text[:-4] + "…"
         draw.text((gap, y + label_h / 2), text, fill="black", font=font, anchor="lm")
         base = _tile(folder / "input.png", cell)
-        tiles = [base, _tile(folder / "truth.png", cell)] + [_masks_tile(folder, m, base, cell) for m in masked]
+        truth = _tile(folder / "truth.png", cell)
+        if not (folder / "truth.png").exists():
+            ImageDraw.Draw(truth).text((cell / 2, cell / 2), "none", fill=(120, 120, 120), font=font, anchor="mm")
+        tiles = [base, truth] + [_masks_tile(folder, m, base, cell) for m in masked]
         tiles += [_tile(folder / f"{m.label}.png", cell) for m in methods]
         for c, tile in enumerate(tiles):
             sheet.paste(tile, (gap + c * (cell + gap), y + label_h))
-    if any(r.get("random_weights") for r in rows):
-        draw.text((width - gap, header_h / 2), "random weights", fill=(180, 0, 0), font=font, anchor="rm")
     return sheet
 
 
