@@ -112,7 +112,26 @@ def _check_output(path: Path, photo: str) -> None:
 def _load_engine(args):
     from .engine import FoiEngine
 
-    return FoiEngine.load(args.model, device=args.device)
+    print(f"Loading the model {args.model}…", file=sys.stderr)
+    return FoiEngine.load(args.model, device=args.device, progress=_download_progress())
+
+
+def _download_progress():
+    """A terminal bar for the one-time model download (bytes)."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done, total, text):
+        nonlocal bar
+        if not total:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc=text, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
 
 
 def _progress(total_text: str):
