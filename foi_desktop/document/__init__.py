@@ -1,0 +1,24 @@
+"""FoI Studio's document model: no Qt here (import-linter enforces it).
+
+See /work/notes/document_api.md (docs/document_api.md) for the contract with the views."""
+
+from .errors import ProjectError
+from .events import Event, EventHub
+from .model import Document, EditRequest, InstructionLayer, PackedMask, ResultEntry
+from .project import open_project, save_project
+from .recovery import RecoveryItem, RecoveryStore
+
+__all__ = [
+    "Document",
+    "EditRequest",
+    "Event",
+    "EventHub",
+    "InstructionLayer",
+    "PackedMask",
+    "ProjectError",
+    "RecoveryItem",
+    "RecoveryStore",
+    "ResultEntry",
+    "open_project",
+    "save_project",
+]

@@ -1,0 +1,97 @@
+"""A layer's grounding map brought to the photo, so τ can move instantly at full resolution.
+
+The engine's map (h_g × w_g, float32 in [0, 1]) covers the working frame, i.e. the photo's
+centre crop box. It is resized bilinearly into that box once (smooth contours, not 30-pixel
+blocks) and kept as 16-bit levels, 0 outside the box, with each tile's min and max. Moving τ
+from a to b can only change pixels whose level lies between a and b, so only the tiles whose
+range meets that band are visited: a few milliseconds on a 24-megapixel photo."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from foi_engine.photo import WorkingFrame
+
+from .events import Rect
+from .maskops import TILE
+
+LEVELS = 65534  # map value v → level round(v·LEVELS) + 1; level 0 = outside the crop box
+
+
+def level(tau: float) -> int:
+    return int(round(float(tau) * LEVELS)) + 1
+
+
+class Grounding:
+    """Immutable once built (the undo history shares it between steps)."""
+
+    def __init__(self, grounding_map: np.ndarray, frame: WorkingFrame, whole_image: bool = False):
+        self.map = np.ascontiguousarray(grounding_map, dtype=np.float32)
+        self.frame = frame
+        self.whole_image = whole_image
+        self.box = frame.pixel_box
+        x0, y0, x1, y1 = self.box
+        upsampled = Image.fromarray(self.map, "F").resize((x1 - x0, y1 - y0), Image.Resampling.BILINEAR)
+        levels = np.asarray(upsampled, dtype=np.float32) * np.float32(LEVELS)
+        self.levels = (np.clip(levels, 0, LEVELS) + 1.5).astype(np.uint16)  # round, then +1
+        self._tile_ranges()
+
+    def _tile_ranges(self):
+        """Min and max level of every tile (photo tile grid) that meets the box."""
+        x0, y0, x1, y1 = self.box
+        self.tile_origin = (y0 // TILE, x0 // TILE)
+        rows = np.r_[0, np.arange((y0 // TILE + 1) * TILE, y1, TILE) - y0]
+        cols = np.r_[0, np.arange((x0 // TILE + 1) * TILE, x1, TILE) - x0]
+        self.tile_min = np.minimum.reduceat(np.minimum.reduceat(self.levels, rows, axis=0), cols, axis=1)
+        self.tile_max = np.maximum.reduceat(np.maximum.reduceat(self.levels, rows, axis=0), cols, axis=1)
+
+    def small_mask(self, tau: float | None) -> np.ndarray:
+        """The engine's own mask at τ (h_g × w_g bool), as `LocateResult.rethreshold` makes it."""
+        if self.whole_image or tau is None:
+            return np.ones(self.map.shape, bool)
+        return self.map >= np.float32(tau)
+
+    def fill(self, mask: np.ndarray, tau: float | None) -> None:
+        """Write the thresholded map over the whole mask: 255 where level ≥ τ, 0 elsewhere."""
+        mask[:] = 0
+        x0, y0, x1, y1 = self.box
+        if self.whole_image or tau is None:
+            mask[y0:y1, x0:x1] = 255
+        else:
+            np.multiply(self.levels >= level(tau), 255, out=mask[y0:y1, x0:x1], casting="unsafe")
+
+    def band_tiles(self, old: float, new: float) -> list[Rect]:
+        """The tiles (photo rectangles, clipped to the box) that moving τ from old to new can change."""
+        if self.whole_image:
+            return []
+        low, high = sorted((level(old), level(new)))
+        if low == high:
+            return []
+        hit = (self.tile_min < high) & (self.tile_max >= low)
+        x0, y0, x1, y1 = self.box
+        ty0, tx0 = self.tile_origin
+        rects = []
+        for row, col in zip(*np.nonzero(hit)):
+            ty, tx = ty0 + int(row), tx0 + int(col)
+            rects.append((max(tx * TILE, x0), max(ty * TILE, y0), min((tx + 1) * TILE, x1), min((ty + 1) * TILE, y1)))
+        return rects
+
+    def apply_band(self, mask: np.ndarray, rects: list[Rect], old: float, new: float) -> list[Rect]:
+        """Move τ from old to new in those tiles: pixels whose level lies between the two become
+        inside (τ went down) or outside (τ went up); everything else — brush work included —
+        stays. Returns the tiles whose pixels changed."""
+        low, high = sorted((level(old), level(new)))
+        value = 255 if new < old else 0
+        x0, y0 = self.box[:2]
+        changed = []
+        for rect in rects:
+            rx0, ry0, rx1, ry1 = rect
+            levels = self.levels[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0]
+            band = (levels >= low) & (levels < high)
+            target = mask[ry0:ry1, rx0:rx1]
+            band &= target != value
+            if band.any():
+                target[band] = value
+                changed.append(rect)
+        return changed

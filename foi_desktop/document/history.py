@@ -1,0 +1,131 @@
+"""One undo history for everything undoable: brush strokes, mask operations, Find regions,
+threshold moves and instruction edits.
+
+A step keeps, per mask, only the tiles it touched (before and after; a tile of one value is
+kept as that value), the fields it changed (first old value, last new value) and the layers it
+added, removed or moved. Steps can stay open across calls (a stroke, a slider drag) and a
+later change can merge into the last step when it carries the same merge key soon after."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .events import Rect
+from .maskops import tile_rect, tiles_in
+
+MERGE_SECONDS = 1.0  # changes with one merge key closer than this are one undo item
+MAX_BYTES = 512 * 1024 * 1024  # the oldest steps are forgotten beyond this
+
+
+def _freeze(tile: np.ndarray):
+    """A tile of one value is stored as that value (most tiles of a mask are all 0 or all 255)."""
+    first = tile.flat[0]
+    if tile.min() == first and tile.max() == first:
+        return int(first)
+    return tile.copy()
+
+
+def _thaw(frozen, target: np.ndarray) -> None:
+    if isinstance(frozen, int):
+        target[:] = frozen
+    else:
+        np.copyto(target, frozen)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, int) or isinstance(b, int):
+        return isinstance(a, int) and isinstance(b, int) and a == b
+    return np.array_equal(a, b)
+
+
+def _size(frozen) -> int:
+    return 8 if isinstance(frozen, int) else frozen.nbytes
+
+
+@dataclass(eq=False)
+class Step:
+    text: str
+    merge_key: object = None
+    when: float = field(default_factory=time.monotonic)
+    # layer → {(ty, tx): [before, after]}
+    tiles: dict = field(default_factory=dict)
+    # (layer, name) → [old, new]
+    fields: dict = field(default_factory=dict)
+    # ("add" | "remove", layer, index) or ("move", layer, old_index, new_index), in order
+    structure: list = field(default_factory=list)
+    bytes: int = 0
+
+    def touch(self, layer, rect: Rect) -> None:
+        """Remember the pixels under rect as they are now, for the tiles not yet remembered."""
+        height, width = layer.mask.shape
+        saved = self.tiles.setdefault(layer, {})
+        for key in tiles_in(rect):
+            if key not in saved:
+                x0, y0, x1, y1 = tile_rect(*key, width, height)
+                saved[key] = [_freeze(layer.mask[y0:y1, x0:x1]), None]
+
+    def set_field(self, layer, name: str, old, new) -> None:
+        entry = self.fields.setdefault((layer, name), [old, new])
+        entry[1] = new
+
+    def close(self) -> bool:
+        """Take the 'after' of every touched tile and drop tiles that did not change.
+        Returns whether the step changed anything."""
+        self.bytes = 0
+        for layer, saved in list(self.tiles.items()):
+            height, width = layer.mask.shape
+            for key, entry in list(saved.items()):
+                x0, y0, x1, y1 = tile_rect(*key, width, height)
+                entry[1] = _freeze(layer.mask[y0:y1, x0:x1])
+                if _same(entry[0], entry[1]):
+                    del saved[key]
+                else:
+                    self.bytes += _size(entry[0]) + _size(entry[1])
+            if not saved:
+                del self.tiles[layer]
+        for key, (old, new) in list(self.fields.items()):
+            if old is new or (type(old) is type(new) and not isinstance(old, np.ndarray) and old == new):
+                del self.fields[key]
+        return bool(self.tiles or self.fields or self.structure)
+
+    def changed_rects(self, layer) -> list[Rect]:
+        height, width = layer.mask.shape
+        return [tile_rect(*key, width, height) for key in self.tiles.get(layer, ())]
+
+    def restore_tiles(self, which: int) -> None:
+        """Write back every tile's before (which=0) or after (which=1)."""
+        for layer, saved in self.tiles.items():
+            height, width = layer.mask.shape
+            for key, entry in saved.items():
+                x0, y0, x1, y1 = tile_rect(*key, width, height)
+                _thaw(entry[which], layer.mask[y0:y1, x0:x1])
+
+
+class History:
+    def __init__(self, max_bytes: int = MAX_BYTES):
+        self.undo_steps: list[Step] = []
+        self.redo_steps: list[Step] = []
+        self.max_bytes = max_bytes
+
+    def push(self, step: Step) -> None:
+        self.undo_steps.append(step)
+        self.redo_steps.clear()
+        total = sum(s.bytes for s in self.undo_steps)
+        while total > self.max_bytes and len(self.undo_steps) > 1:
+            total -= self.undo_steps.pop(0).bytes
+
+    def mergeable(self, merge_key) -> Step | None:
+        """The last step, if a change with this key may join it."""
+        if merge_key is None or not self.undo_steps or self.redo_steps:
+            return None
+        last = self.undo_steps[-1]
+        if last.merge_key == merge_key and time.monotonic() - last.when < MERGE_SECONDS:
+            return self.undo_steps.pop()
+        return None
+
+    def clear(self) -> None:
+        self.undo_steps.clear()
+        self.redo_steps.clear()

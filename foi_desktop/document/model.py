@@ -1,0 +1,686 @@
+"""The document: one photo, its instruction layers with masks at the photo's resolution, the
+undo history, the results, and the run settings. Plain Python + numpy + PIL; views observe it
+through `doc.events` (see events.py) and change it only through its methods."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+import uuid
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from foi_engine import EditSettings, Instruction, MaskError, PhotoError
+from foi_engine.atomic import atomic_write
+from foi_engine.layered import LayeredEdit, MaskLayer, kind_for_path, metadata_for, write_layered
+from foi_engine.photo import WorkingFrame, open_photo, prepare_photo, to_rgb
+
+from . import maskops
+from .events import Event, EventHub, Rect
+from .grounding import Grounding
+from .history import History, Step
+
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60))
+UNDOABLE_FIELDS = ("text", "keyword", "strength", "threshold")  # colour, visibility, opacity are view state
+VIEW_FIELDS = ("color", "visible", "opacity")
+
+
+def words_of(text: str) -> list[str]:
+    """Distinct lower-cased words, in order: the keyword picker's choices."""
+    seen = []
+    for word in re.findall(r"\w+", text.lower()):
+        if word not in seen:
+            seen.append(word)
+    return seen
+
+
+def keyword_in(keyword: str, text: str) -> bool:
+    """The engine's rule: whole words, case-insensitive."""
+    return re.search(r"(?<!\w)" + re.escape(keyword) + r"(?!\w)", text, re.IGNORECASE) is not None
+
+
+@dataclass(eq=False)
+class InstructionLayer:
+    """One instruction and its mask. Change it through the Document, never directly.
+
+    mask: uint8 (H, W) at the photo's resolution, 0..255 (255 = act here fully).
+    threshold: τ chosen by the user (None = auto, drawn by the engine from the seed);
+    auto_threshold: τ the engine drew at the last Find regions; `effective_threshold` is
+    the one the mask shows. grounding: the cached map (None before Find regions or after the
+    text or keyword changed). pristine: the mask is exactly the thresholded grounding map."""
+
+    id: str
+    mask: np.ndarray
+    text: str = ""
+    keyword: str | None = None
+    strength: float = 1.0
+    threshold: float | None = None
+    auto_threshold: float | None = None
+    color: tuple[int, int, int] = PALETTE[0]
+    visible: bool = True
+    opacity: float = 0.5
+    grounding: Grounding | None = None
+    pristine: bool = False
+    revision: int = 0  # bumped on every mask change (project saving caches by it)
+
+    @property
+    def grounding_map(self) -> np.ndarray | None:
+        return None if self.grounding is None else self.grounding.map
+
+    @property
+    def effective_threshold(self) -> float | None:
+        return self.threshold if self.threshold is not None else self.auto_threshold
+
+    def words(self) -> list[str]:
+        return words_of(self.text)
+
+    def instruction(self) -> Instruction:
+        return Instruction(self.text, self.keyword, self.strength, self.threshold)
+
+
+class PackedMask:
+    """A mask kept compressed in memory (results keep one per instruction)."""
+
+    def __init__(self, mask: np.ndarray):
+        self.shape = mask.shape
+        self._data = zlib.compress(np.ascontiguousarray(mask, dtype=np.uint8).tobytes(), 1)
+
+    def unpack(self) -> np.ndarray:
+        return np.frombuffer(zlib.decompress(self._data), np.uint8).reshape(self.shape).copy()
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """Everything one Edit run needs, frozen when the user presses Edit (painting may go on
+    while the engine runs). Pass photo, instructions, settings, seed and masks to
+    `engine.edit`, then give the request back to `Document.add_result`."""
+
+    photo: Image.Image
+    instructions: list[Instruction]
+    masks: list[np.ndarray]
+    settings: EditSettings
+    seed: int
+    layer_ids: list[str]
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    snapshot: list[PackedMask]
+
+
+@dataclass(eq=False)
+class ResultEntry:
+    """One finished edit. image: RGB at frame.size; masks: the photo-resolution masks it used."""
+
+    id: str
+    image: Image.Image
+    instructions: tuple[Instruction, ...]
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    packed_masks: list[PackedMask]
+    settings: EditSettings
+    seed: int
+    frame: WorkingFrame
+    model_name: str
+    random_weights: bool
+    created: float = field(default_factory=time.time)
+    accepted: bool = False
+
+    @property
+    def masks(self) -> list[np.ndarray]:
+        return [packed.unpack() for packed in self.packed_masks]
+
+    def metadata(self) -> dict:
+        return metadata_for(self.instructions, self.settings, self.seed, self.model_name, self.random_weights)
+
+
+class Document:
+    def __init__(self, photo: Image.Image, source_path: str | None = None, photo_file: tuple[str, bytes] | None = None):
+        """photo: an oriented 8-bit RGB photo (`prepare_photo` output).
+        photo_file: (name, bytes) of the file it came from, kept so a project stores the
+        original file rather than re-encoding it."""
+        if photo.mode != "RGB":
+            raise ValueError("Document needs the prepared RGB photo (foi_engine.photo.prepare_photo).")
+        self.photo = photo
+        self.source_path = source_path
+        self.photo_file = photo_file
+        self.uid = uuid.uuid4().hex  # names this document's recovery file
+        self.events = EventHub()
+        self.layers: list[InstructionLayer] = []
+        self.results: list[ResultEntry] = []
+        self.history = History()
+        self._settings = EditSettings()
+        self.seed = random.randrange(2**31)
+        self.fixed_seed = False
+        self.project_path: str | None = None
+        self.modified = False
+        self._open: Step | None = None
+        self._depth = 0
+        self._stroke: dict | None = None
+
+    @classmethod
+    def open_photo(cls, path: str | os.PathLike) -> "Document":
+        """Read a photo (never writes to it); refusals are PhotoError with a one-line message."""
+        path = os.fspath(path)
+        photo = prepare_photo(open_photo(path))
+        with open(path, "rb") as stream:
+            data = stream.read()
+        return cls(photo, source_path=path, photo_file=(os.path.basename(path), data))
+
+    # ------------------------------------------------------------------------------------------
+    # Basics
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.photo.size
+
+    def frame(self, resolution: int | None = None) -> WorkingFrame:
+        return WorkingFrame.for_photo(self.size, resolution or self._settings.resolution)
+
+    @property
+    def settings(self) -> EditSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: EditSettings) -> None:
+        self._settings = settings
+        self._changed(Event("settings"))
+
+    def set_seed(self, seed: int, fixed: bool | None = None) -> None:
+        self.seed = int(seed)
+        if fixed is not None:
+            self.fixed_seed = bool(fixed)
+        self._changed(Event("settings"))
+
+    def layer(self, layer_id: str) -> InstructionLayer:
+        for layer in self.layers:
+            if layer.id == layer_id:
+                return layer
+        raise KeyError(f"No layer {layer_id!r}")
+
+    def index_of(self, layer_id: str) -> int:
+        return self.layers.index(self.layer(layer_id))
+
+    def instructions(self) -> list[Instruction]:
+        """One engine Instruction per layer (raises InstructionError for an empty text)."""
+        return [layer.instruction() for layer in self.layers]
+
+    def _changed(self, event: Event) -> None:
+        self.modified = True
+        self.events.emit(event)
+
+    # ------------------------------------------------------------------------------------------
+    # Undo steps
+
+    @contextmanager
+    def _step(self, text: str, merge_key=None):
+        """Changes inside one `with` are one undo item (or join the open group/stroke)."""
+        if self._open is None:
+            self._open = self.history.mergeable(merge_key) or Step(text, merge_key)
+            self._open.when = time.monotonic()
+        self._depth += 1
+        try:
+            yield self._open
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._commit()
+
+    def _commit(self) -> None:
+        step, self._open = self._open, None
+        if step.close():
+            self.history.push(step)
+        self.events.emit(Event("history"))
+
+    def begin_group(self, text: str) -> None:
+        """Everything until end_group is one undo item (e.g. one drag of a slider)."""
+        if self._open is None:
+            self._open = Step(text)
+        self._depth += 1
+
+    def end_group(self) -> None:
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            self._commit()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.history.undo_steps)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self.history.redo_steps)
+
+    @property
+    def undo_text(self) -> str:
+        return self.history.undo_steps[-1].text if self.can_undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self.history.redo_steps[-1].text if self.can_redo else ""
+
+    def undo(self) -> bool:
+        self._finish_open()
+        if not self.can_undo:
+            return False
+        step = self.history.undo_steps.pop()
+        self._replay(step, backwards=True)
+        self.history.redo_steps.append(step)
+        self.events.emit(Event("history"))
+        return True
+
+    def redo(self) -> bool:
+        self._finish_open()
+        if not self.can_redo:
+            return False
+        step = self.history.redo_steps.pop()
+        self._replay(step, backwards=False)
+        self.history.undo_steps.append(step)
+        self.events.emit(Event("history"))
+        return True
+
+    def _finish_open(self) -> None:
+        """Undo during a stroke or drag ends it first."""
+        if self._open is not None:
+            self._stroke = None
+            self._depth = 0
+            self._commit()
+
+    def _replay(self, step: Step, backwards: bool) -> None:
+        structure = reversed(step.structure) if backwards else step.structure
+        structural = False
+        for entry in structure:
+            structural = True
+            op, layer = entry[0], entry[1]
+            if op == "move":
+                source, target = (entry[3], entry[2]) if backwards else (entry[2], entry[3])
+                self.layers.insert(target, self.layers.pop(source))
+            elif (op == "add") != backwards:
+                self.layers.insert(entry[2], layer)
+            else:
+                self.layers.remove(layer)
+        for (layer, name), (old, new) in step.fields.items():
+            setattr(layer, name, old if backwards else new)
+        step.restore_tiles(0 if backwards else 1)
+        self.modified = True
+        if structural:
+            self.events.emit(Event("layers"))
+        for layer in {layer for layer, _ in step.fields}:
+            self.events.emit(Event("layer", layer.id))
+        for layer in step.tiles:
+            layer.revision += 1
+            self._emit_mask(layer, step.changed_rects(layer))
+
+    def _emit_mask(self, layer: InstructionLayer, rects: list[Rect] | None) -> None:
+        """rects None = the whole mask."""
+        if rects is not None and not rects:
+            return
+        bounds = None
+        for rect in rects or ():
+            bounds = maskops.union_rect(bounds, rect)
+        self.modified = True
+        self.events.emit(Event("mask", layer.id, bounds, tuple(rects or ())))
+
+    def _set(self, step: Step, layer: InstructionLayer, name: str, value) -> None:
+        step.set_field(layer, name, getattr(layer, name), value)
+        setattr(layer, name, value)
+
+    def _mask_edit(self, step: Step, layer: InstructionLayer, rect: Rect | None) -> None:
+        """Before changing pixels under rect (None = all): remember them; the mask is the user's now."""
+        height, width = layer.mask.shape
+        step.touch(layer, rect or (0, 0, width, height))
+        layer.revision += 1
+        if layer.pristine:
+            self._set(step, layer, "pristine", False)
+
+    # ------------------------------------------------------------------------------------------
+    # Layers
+
+    def add_layer(self, text: str = "", keyword: str | None = None, index: int | None = None) -> InstructionLayer:
+        used = {layer.color for layer in self.layers}
+        color = next((c for c in PALETTE if c not in used), PALETTE[len(self.layers) % len(PALETTE)])
+        width, height = self.size
+        layer = InstructionLayer(uuid.uuid4().hex[:12], np.zeros((height, width), np.uint8), text, keyword, color=color)
+        index = len(self.layers) if index is None else max(0, min(index, len(self.layers)))
+        with self._step("Add instruction") as step:
+            self.layers.insert(index, layer)
+            step.structure.append(("add", layer, index))
+        self._changed(Event("layers"))
+        return layer
+
+    def remove_layer(self, layer_id: str) -> None:
+        layer = self.layer(layer_id)
+        index = self.layers.index(layer)
+        with self._step("Remove instruction") as step:
+            self.layers.remove(layer)
+            step.structure.append(("remove", layer, index))
+        self._changed(Event("layers"))
+
+    def move_layer(self, layer_id: str, index: int) -> None:
+        source = self.index_of(layer_id)
+        target = max(0, min(index, len(self.layers) - 1))
+        if source == target:
+            return
+        with self._step("Move instruction") as step:
+            self.layers.insert(target, self.layers.pop(source))
+            step.structure.append(("move", self.layers[target], source, target))
+        self._changed(Event("layers"))
+
+    def update_layer(self, layer_id: str, **fields) -> None:
+        """text, keyword, strength, threshold are undoable (consecutive edits of one field of
+        one layer within a second merge into one item); color, visible, opacity are not."""
+        layer = self.layer(layer_id)
+        unknown = set(fields) - set(UNDOABLE_FIELDS) - set(VIEW_FIELDS)
+        if unknown:
+            raise TypeError(f"update_layer got unknown fields {sorted(unknown)}")
+        if "threshold" in fields:
+            self.set_threshold(layer_id, fields.pop("threshold"))
+        for name in VIEW_FIELDS:
+            if name in fields:
+                value = fields.pop(name)
+                setattr(layer, name, tuple(int(c) for c in value) if name == "color" else value)
+        changes = {name: value for name, value in fields.items() if getattr(layer, name) != value}
+        if changes:
+            key = ("fields", layer.id, tuple(sorted(changes)))
+            with self._step("Edit instruction", merge_key=key) as step:
+                for name, value in changes.items():
+                    self._set(step, layer, name, value)
+                if "text" in changes or "keyword" in changes:
+                    if layer.keyword is not None and not keyword_in(layer.keyword, layer.text):
+                        self._set(step, layer, "keyword", None)
+                    # The cached map belongs to the old words: τ no longer moves this mask.
+                    self._set(step, layer, "grounding", None)
+                    self._set(step, layer, "pristine", False)
+        self._changed(Event("layer", layer.id))
+
+    # ------------------------------------------------------------------------------------------
+    # Grounding and threshold
+
+    def apply_grounding(self, located, layer_ids: list[str] | None = None) -> list[str]:
+        """Fill the masks from a LocateResult: map i → layer_ids[i] (default: the layers in
+        order, which must then be as many as the maps). Layers removed since are skipped.
+        One undo item. Returns the ids of the layers filled."""
+        frame = located.frame
+        if tuple(frame.photo_size) != tuple(self.size):
+            raise MaskError("These regions were found on another photo: run Find regions again.")
+        if layer_ids is None:
+            if len(located.maps) != len(self.layers):
+                raise MaskError("The instructions changed while finding regions: run Find regions again.")
+            layer_ids = [layer.id for layer in self.layers]
+        filled = []
+        with self._step("Find regions") as step:
+            for index, layer_id in enumerate(layer_ids):
+                try:
+                    layer = self.layer(layer_id)
+                except KeyError:
+                    continue
+                tau = located.thresholds[index]
+                grounding = Grounding(located.maps[index], frame, whole_image=tau is None)
+                self._mask_edit(step, layer, None)
+                grounding.fill(layer.mask, tau if layer.threshold is None else layer.threshold)
+                self._set(step, layer, "grounding", grounding)
+                self._set(step, layer, "auto_threshold", tau)
+                self._set(step, layer, "pristine", True)
+                filled.append(layer.id)
+        for layer_id in filled:
+            self.events.emit(Event("layer", layer_id))
+            self._emit_mask(self.layer(layer_id), None)
+        return filled
+
+    def set_threshold(self, layer_id: str, tau: float | None) -> Rect | None:
+        """Set τ (None = auto). With a cached map the mask follows at once: only pixels whose
+        map value lies between the old and new τ change, so brush work elsewhere stays.
+        Consecutive moves within a second are one undo item (or use begin_group/end_group
+        around a drag). Returns the changed rectangle (None if no pixel changed)."""
+        layer = self.layer(layer_id)
+        if tau is not None:
+            tau = float(np.clip(tau, 0.0, 1.0))
+        old = layer.effective_threshold
+        changed: list[Rect] = []
+        with self._step("Threshold", merge_key=("threshold", layer.id)) as step:
+            self._set(step, layer, "threshold", tau)
+            new = layer.effective_threshold
+            grounding = layer.grounding
+            if grounding is not None and old is not None and new is not None and old != new:
+                rects = grounding.band_tiles(old, new)
+                for rect in rects:
+                    step.touch(layer, rect)
+                changed = grounding.apply_band(layer.mask, rects, old, new)
+                if changed:
+                    layer.revision += 1
+        self._changed(Event("layer", layer.id))
+        self._emit_mask(layer, changed)
+        bounds = None
+        for rect in changed:
+            bounds = maskops.union_rect(bounds, rect)
+        return bounds
+
+    # ------------------------------------------------------------------------------------------
+    # Brush
+
+    def begin_stroke(self, layer_id: str, erase: bool = False, radius: float = 20.0, hardness: float = 0.8) -> None:
+        """Start a brush (or eraser) stroke: all its segments are one undo item."""
+        self._finish_open()
+        layer = self.layer(layer_id)
+        self.begin_group("Erase" if erase else "Brush stroke")
+        self._stroke = {"layer": layer, "erase": bool(erase), "radius": float(radius),
+                        "hardness": float(hardness), "last": None}
+
+    def stroke_to(self, x: float, y: float) -> Rect | None:
+        """Paint from the last point (or a dab at the first) to (x, y), photo pixels.
+        Returns the rectangle that may have changed (None when off the photo)."""
+        stroke = self._stroke
+        if stroke is None:
+            raise RuntimeError("stroke_to needs begin_stroke first")
+        layer = stroke["layer"]
+        start = stroke["last"] or (x, y)
+        stroke["last"] = (x, y)
+        radius = stroke["radius"]
+        height, width = layer.mask.shape
+        reach = maskops.clip_rect(
+            (int(min(start[0], x) - radius) - 1, int(min(start[1], y) - radius) - 1,
+             int(max(start[0], x) + radius) + 2, int(max(start[1], y) + radius) + 2), width, height)
+        if reach is None:
+            return None
+        self._mask_edit(self._open, layer, reach)
+        rect = maskops.brush_segment(layer.mask, start, (x, y), radius, stroke["hardness"], stroke["erase"])
+        self._emit_mask(layer, [rect] if rect else [])
+        return rect
+
+    def end_stroke(self) -> None:
+        if self._stroke is not None:
+            self._stroke = None
+            self.end_group()
+
+    # ------------------------------------------------------------------------------------------
+    # Whole-mask operations
+
+    def _mask_operation(self, layer_id: str, text: str, operation) -> Rect | None:
+        """Run operation(mask) -> changed rect, as one undo item that stores only that rect."""
+        layer = self.layer(layer_id)
+        with self._step(text) as step:
+            scratch = layer.mask.copy()
+            rect = operation(scratch)
+            if rect is not None:
+                self._mask_edit(step, layer, rect)
+                x0, y0, x1, y1 = rect
+                layer.mask[y0:y1, x0:x1] = scratch[y0:y1, x0:x1]
+        if rect is not None:
+            self._emit_mask(layer, [rect])
+        return rect
+
+    def invert_mask(self, layer_id: str) -> Rect | None:
+        def invert(mask):
+            np.subtract(255, mask, out=mask)
+            return (0, 0, mask.shape[1], mask.shape[0])
+
+        return self._mask_operation(layer_id, "Invert mask", invert)
+
+    def clear_mask(self, layer_id: str) -> Rect | None:
+        def clear(mask):
+            rect = maskops.nonzero_rect(mask)
+            mask[:] = 0
+            return rect
+
+        return self._mask_operation(layer_id, "Clear mask", clear)
+
+    def fill_mask(self, layer_id: str) -> Rect | None:
+        def fill(mask):
+            mask[:] = 255
+            return (0, 0, mask.shape[1], mask.shape[0])
+
+        return self._mask_operation(layer_id, "Fill mask", fill)
+
+    def grow_mask(self, layer_id: str, pixels: int) -> Rect | None:
+        """Grow by pixels (negative = shrink)."""
+        text = "Grow mask" if pixels >= 0 else "Shrink mask"
+        return self._mask_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels))
+
+    def feather_mask(self, layer_id: str, pixels: float) -> Rect | None:
+        return self._mask_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels))
+
+    def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
+        """Replace a mask (uint8 0..255, or float/bool in [0, 1]) of the photo's size."""
+        array = _mask_array(mask)
+        if array.shape != self.layer(layer_id).mask.shape:
+            raise MaskError(f"The mask is {array.shape[1]}×{array.shape[0]}, the photo {self.size[0]}×{self.size[1]}.")
+
+        def replace(target):
+            np.copyto(target, array)
+            return (0, 0, target.shape[1], target.shape[0])
+
+        self._mask_operation(layer_id, text, replace)
+
+    def import_mask(self, layer_id: str, path: str | os.PathLike) -> None:
+        """Read a mask image of any size: its alpha if it has transparency, else its grey
+        levels; resized to the photo. One undo item."""
+        image = _read_mask_image(path)
+        if image.size != self.size:
+            image = image.resize(self.size, Image.Resampling.BILINEAR)
+        self.set_mask(layer_id, np.asarray(image), "Import mask")
+
+    def export_mask(self, layer_id: str, path: str | os.PathLike) -> None:
+        """Write the mask as an 8-bit grey PNG at the photo's size (atomically)."""
+        with atomic_write(path) as stream:
+            Image.fromarray(self.layer(layer_id).mask, "L").save(stream, "PNG", compress_level=3)
+
+    # ------------------------------------------------------------------------------------------
+    # Edits and results
+
+    def engine_masks(self, settings: EditSettings | None = None) -> list[np.ndarray]:
+        """One float32 mask in [0, 1] per layer for engine.edit(masks=...). A mask still exactly
+        as Find regions made it is passed as the engine's own h_g × w_g mask when the working
+        frame is the same, so Find regions → Edit gives the single-pass result; any other
+        mask goes at the photo's resolution."""
+        frame = self.frame((settings or self._settings).resolution)
+        masks = []
+        for layer in self.layers:
+            grounding = layer.grounding
+            if layer.pristine and grounding is not None and grounding.frame == frame:
+                masks.append(grounding.small_mask(layer.effective_threshold).astype(np.float32))
+            else:
+                masks.append(layer.mask.astype(np.float32) / np.float32(255))
+        return masks
+
+    def edit_request(self) -> EditRequest:
+        """Freeze what Edit needs. Without a fixed seed a new one is drawn (and kept in doc.seed)."""
+        if not self.fixed_seed:
+            self.set_seed(random.randrange(2**31))
+        return EditRequest(
+            photo=self.photo,
+            instructions=self.instructions(),
+            masks=self.engine_masks(),
+            settings=self._settings,
+            seed=self.seed,
+            layer_ids=[layer.id for layer in self.layers],
+            names=[layer.text for layer in self.layers],
+            colors=[layer.color for layer in self.layers],
+            snapshot=[PackedMask(layer.mask) for layer in self.layers],
+        )
+
+    def add_result(self, result, request: EditRequest | None = None) -> ResultEntry:
+        """Keep an EditResult in the history, with the photo-resolution masks of its request
+        (or the current masks when no request is given)."""
+        request = request or self.edit_request_snapshot()
+        entry = ResultEntry(
+            id=uuid.uuid4().hex[:12],
+            image=result.image,
+            instructions=tuple(result.instructions),
+            names=list(request.names),
+            colors=list(request.colors),
+            packed_masks=list(request.snapshot),
+            settings=result.settings,
+            seed=int(result.seed),
+            frame=result.frame,
+            model_name=result.model_name,
+            random_weights=bool(result.random_weights),
+        )
+        self.results.append(entry)
+        self._changed(Event("results"))
+        return entry
+
+    def edit_request_snapshot(self) -> EditRequest:
+        """Like edit_request but never draws a new seed."""
+        fixed, self.fixed_seed = self.fixed_seed, True
+        try:
+            return self.edit_request()
+        finally:
+            self.fixed_seed = fixed
+
+    def accept_result(self, entry: ResultEntry) -> None:
+        """Mark this result as the chosen one (the others stay in the history)."""
+        for other in self.results:
+            other.accepted = other is entry
+        self._changed(Event("results"))
+
+    def discard_result(self, entry: ResultEntry) -> None:
+        self.results.remove(entry)
+        self._changed(Event("results"))
+
+    @property
+    def accepted_result(self) -> ResultEntry | None:
+        return next((entry for entry in self.results if entry.accepted), None)
+
+    def layered_edit(self, entry: ResultEntry, feather: float | None = None) -> LayeredEdit:
+        layers = [MaskLayer(name or f"Instruction {n + 1}", mask, color)
+                  for n, (name, mask, color) in enumerate(zip(entry.names, entry.masks, entry.colors))]
+        return LayeredEdit(self.photo, entry.image, entry.frame, layers, entry.metadata(), feather)
+
+    def export(self, path: str | os.PathLike, entry: ResultEntry | None = None, kind: str | None = None,
+               feather: float | None = None) -> list[str]:
+        """Write a result (default: the accepted one, else the latest) as kind (default: from
+        the file name: .ora, .psd, .png, .jpg/.tif/.webp = full-resolution composite).
+        Returns every file written; refusals are ExportError."""
+        entry = entry or self.accepted_result or (self.results[-1] if self.results else None)
+        if entry is None:
+            raise MaskError("There is no result to export yet: run Edit first.")
+        return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry, feather))
+
+
+def _mask_array(mask) -> np.ndarray:
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise MaskError(f"A mask must be a single-channel image, not an array of shape {array.shape}.")
+    if array.dtype == np.uint8:
+        return array
+    return (np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _read_mask_image(path) -> Image.Image:
+    """A mask file as an 'L' image: alpha if it is transparent somewhere, else grey levels."""
+    try:
+        image = open_photo(path)
+    except PhotoError as error:
+        raise MaskError(f"Cannot use this file as a mask: {error}") from None
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha
+    return to_rgb(image).convert("L")

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from foi_engine import MaskError
+
+
+def _stroke(doc, layer, points, erase=False, radius=10, hardness=1.0):
+    doc.begin_stroke(layer.id, erase=erase, radius=radius, hardness=hardness)
+    rects = [doc.stroke_to(x, y) for x, y in points]
+    doc.end_stroke()
+    return rects
+
+
+def test_brush_changes_pixels_only_under_the_dab(doc):
+    layer = doc.layers[0]
+    rects = _stroke(doc, layer, [(100, 100)], radius=10)
+    ys, xs = np.nonzero(layer.mask)
+    assert ((xs + 0.5 - 100) ** 2 + (ys + 0.5 - 100) ** 2 <= 10.5**2).all()
+    assert layer.mask[100, 100] == 255 and len(xs) > 250
+    x0, y0, x1, y1 = rects[0]
+    assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1
+    assert not doc.layers[1].mask.any()
+
+
+def test_overlapping_dabs_do_not_darken(doc):
+    first, second = doc.layers
+    _stroke(doc, first, [(100, 100)], radius=20, hardness=0.0)
+    _stroke(doc, second, [(100, 100)] * 5, radius=20, hardness=0.0)
+    assert 0 < first.mask[100, 115] < 255  # a soft brush: build-up would show here
+    assert np.array_equal(first.mask, second.mask)
+    doc.clear_mask(first.id), doc.clear_mask(second.id)
+    _stroke(doc, first, [(50, 100), (150, 100)], radius=20, hardness=0.3)
+    _stroke(doc, second, [(50, 100), (150, 100), (50, 100), (150, 100)], radius=20, hardness=0.3)
+    assert np.array_equal(first.mask, second.mask)
+
+
+def test_stroke_is_one_undo_item_and_undo_redo_is_exact(doc):
+    layer = doc.layers[0]
+    _stroke(doc, layer, [(50, 50), (150, 60), (250, 150)], radius=15, hardness=0.5)
+    after_first = layer.mask.copy()
+    _stroke(doc, layer, [(60, 60), (200, 100)], erase=True, radius=8)
+    after_second = layer.mask.copy()
+    assert not np.array_equal(after_first, after_second)
+    doc.undo()
+    assert np.array_equal(layer.mask, after_first)
+    doc.undo()
+    assert not layer.mask.any()
+    doc.redo()
+    assert np.array_equal(layer.mask, after_first)
+    doc.redo()
+    assert np.array_equal(layer.mask, after_second)
+
+
+def test_undo_stores_only_touched_tiles(doc):
+    layer = doc.layers[0]
+    _stroke(doc, layer, [(20, 20)], radius=5)
+    step = doc.history.undo_steps[-1]
+    assert list(step.tiles[layer]) == [(0, 0)]
+
+
+def test_invert_clear_grow_shrink_feather(doc):
+    layer = doc.layers[0]
+    _stroke(doc, layer, [(150, 100)], radius=30)
+    painted = layer.mask.copy()
+    area = (painted > 127).sum()
+    doc.grow_mask(layer.id, 5)
+    assert (layer.mask > 127).sum() > area
+    doc.grow_mask(layer.id, -10)
+    assert (layer.mask > 127).sum() < area
+    doc.undo(), doc.undo()
+    assert np.array_equal(layer.mask, painted)
+    doc.feather_mask(layer.id, 4)
+    assert 0 < layer.mask[100, 150 + 30] < 255
+    doc.invert_mask(layer.id)
+    assert layer.mask[0, 0] == 255 and layer.mask[100, 150] == 0
+    doc.clear_mask(layer.id)
+    assert not layer.mask.any()
+    for _ in range(3):
+        doc.undo()
+    assert np.array_equal(layer.mask, painted)
+
+
+def test_import_and_export_mask(doc, tmp_path):
+    layer = doc.layers[0]
+    small = np.zeros((20, 30), np.uint8)
+    small[:, :15] = 255
+    Image.fromarray(small, "L").save(tmp_path / "half.png")
+    doc.import_mask(layer.id, tmp_path / "half.png")
+    assert layer.mask.shape == (200, 300)
+    assert (layer.mask[:, :140] == 255).all() and not layer.mask[:, 160:].any()
+    doc.export_mask(layer.id, tmp_path / "out.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), layer.mask)
+    doc.undo()
+    assert not layer.mask.any()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(MaskError, match="Cannot use this file as a mask"):
+        doc.import_mask(layer.id, tmp_path / "bad.png")
+
+
+def test_transparent_png_imports_its_alpha(doc, tmp_path):
+    rgba = np.zeros((200, 300, 4), np.uint8)
+    rgba[50:60, 50:60, 3] = 200
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    doc.import_mask(doc.layers[0].id, tmp_path / "a.png")
+    assert doc.layers[0].mask[55, 55] == 200 and doc.layers[0].mask.sum() == 200 * 100

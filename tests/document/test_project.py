@@ -1,0 +1,185 @@
+import io
+import json
+import types
+import zipfile
+
+import numpy as np
+import pytest
+from document_helpers import fake_locate
+from PIL import Image
+
+from foi_desktop.document import ProjectError, open_project, save_project
+from foi_engine import EditSettings, Instruction
+
+
+def _result(doc):
+    frame = doc.frame(64)
+    return types.SimpleNamespace(
+        image=Image.new("RGB", frame.size, (1, 2, 3)), instructions=tuple(doc.instructions()),
+        settings=EditSettings(steps=4, resolution=64), seed=11, frame=frame, model_name="tiny-random",
+        random_weights=True, masks=None,
+    )
+
+
+def _rich(doc):
+    doc.apply_grounding(fake_locate(doc))
+    doc.set_threshold(doc.layers[0].id, 0.4)
+    doc.begin_stroke(doc.layers[1].id, erase=True, radius=12, hardness=0.3)
+    doc.stroke_to(150, 100)
+    doc.stroke_to(200, 120)
+    doc.end_stroke()
+    doc.accept_result(doc.add_result(_result(doc)))
+    return doc
+
+
+def test_save_and_open_are_bit_exact(doc, tmp_path):
+    _rich(doc)
+    path = tmp_path / "p.foi"
+    save_project(doc, path)
+    assert doc.project_path == str(path) and not doc.modified
+    again = open_project(path)
+    assert np.array_equal(np.asarray(again.photo), np.asarray(doc.photo))
+    for old, new in zip(doc.layers, again.layers):
+        assert np.array_equal(old.mask, new.mask)
+        assert (old.id, old.text, old.keyword, old.threshold, old.auto_threshold, old.color, old.pristine) == (
+            new.id, new.text, new.keyword, new.threshold, new.auto_threshold, new.color, new.pristine)
+        assert np.array_equal(old.grounding.map, new.grounding.map)
+    assert again.settings == doc.settings and again.seed == doc.seed
+    entry = again.results[0]
+    assert entry.accepted and entry.seed == 11 and entry.instructions[0] == Instruction("make the sky a sunset", "sky", 1.0, 0.4)
+    for old, new in zip(doc.results[0].masks, entry.masks):
+        assert np.array_equal(old, new)
+    # The τ slider still works on the reopened project.
+    again.set_threshold(again.layers[0].id, 0.6)
+    assert again.layers[0].mask.sum() < doc.layers[0].mask.sum()
+
+
+def test_open_keeps_the_original_photo_file(tmp_path):
+    from foi_desktop.document import Document
+    from document_helpers import photo
+
+    photo().save(tmp_path / "in.jpg", quality=90)
+    doc = Document.open_photo(tmp_path / "in.jpg")
+    save_project(doc, tmp_path / "p.foi")
+    with zipfile.ZipFile(tmp_path / "p.foi") as archive:
+        assert archive.read("photo/original.jpg") == (tmp_path / "in.jpg").read_bytes()
+    assert np.array_equal(np.asarray(open_project(tmp_path / "p.foi").photo), np.asarray(doc.photo))
+
+
+def _rewrite(source, target, change=None, extra=(), drop=()):
+    with zipfile.ZipFile(source) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    if change:
+        description = json.loads(members["project.json"])
+        change(description)
+        members["project.json"] = json.dumps(description).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            if name not in drop:
+                archive.writestr(name, data)
+        for name, data in extra:
+            archive.writestr(name, data)
+
+
+@pytest.fixture
+def saved(doc, tmp_path):
+    save_project(_rich(doc), tmp_path / "good.foi")
+    return tmp_path / "good.foi"
+
+
+def _bomb_member():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("junk", b"\0" * (64 * 1024 * 1024))
+    return buffer
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        (lambda s, t: t.write_bytes(b"PK\x03\x04 nonsense"), "not a FoI Studio project, or it is damaged"),
+        (lambda s, t: _rewrite(s, t, extra=[("../evil.txt", b"x")]), "points outside the project"),
+        (lambda s, t: _rewrite(s, t, extra=[("/etc/passwd", b"x")]), "points outside the project"),
+        (lambda s, t: _rewrite(s, t, drop=["masks/0.png"]), "part 'masks/0.png' is missing"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d["layers"][0].update(mask="../../x.png")),
+         "part '../../x.png' is missing"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d.update(version=99)), "newer FoI Studio"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d["layers"][0].update(threshold=7)), "outside 0..1"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d["settings"].update(steps=-3)), "Steps must be at least 1"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d.pop("layers")), "lacks 'layers'"),
+    ],
+)
+def test_hostile_and_damaged_projects_are_refused(saved, tmp_path, how, message):
+    target = tmp_path / "bad.foi"
+    how(saved, target)
+    with pytest.raises(ProjectError, match=message):
+        open_project(target)
+
+
+def test_bad_json_is_refused(saved, tmp_path):
+    target = tmp_path / "bad.foi"
+    with zipfile.ZipFile(saved) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members["project.json"] = b"{not json"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ProjectError, match="not valid JSON"):
+        open_project(target)
+
+
+def test_zip_bomb_refused_before_reading(tmp_path):
+    target = tmp_path / "bomb.foi"
+    target.write_bytes(_bomb_member().getvalue())
+    with pytest.raises(ProjectError, match="zip bomb"):
+        open_project(target)
+
+
+def test_huge_declared_image_refused(saved, tmp_path):
+    # A tiny PNG that claims 100000×100000 pixels in its header.
+    import struct
+    import zlib as z
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", z.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", z.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    target = tmp_path / "huge.foi"
+    with zipfile.ZipFile(saved) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members["masks/0.png"] = png
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ProjectError, match="masks/0.png is too large to open safely"):
+        open_project(target)
+    small = io.BytesIO()
+    Image.new("L", (40, 30)).save(small, "PNG")
+    members["masks/0.png"] = small.getvalue()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ProjectError, match="masks/0.png is 40×30, not 300×200"):
+        open_project(target)
+
+
+def test_failed_save_keeps_the_old_project(doc, tmp_path, monkeypatch):
+    path = tmp_path / "p.foi"
+    save_project(doc, path)
+    before = path.read_bytes()
+    doc.add_layer("one more")
+    import foi_desktop.document.project as project
+
+    real = zipfile.ZipFile.writestr
+
+    def fail_on_masks(self, name, data, *args, **kwargs):
+        if str(getattr(name, "filename", name)).startswith("masks/"):
+            raise OSError(28, "No space left on device")
+        return real(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(project.zipfile.ZipFile, "writestr", fail_on_masks)
+    with pytest.raises(ProjectError, match="No space left on device"):
+        save_project(doc, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.foi"]
