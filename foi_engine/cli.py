@@ -89,12 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _request(args):
     from .photo import open_photo
+    from .prompt import find_keyword
     from .settings import EditSettings, Instruction
 
     if not args.instructions:
         raise UsageError("give at least one instruction with -i")
     instructions = [Instruction(item["text"], item.get("keyword"), item.get("strength", 1.0), item.get("threshold"))
                     for item in args.instructions]
+    for instruction in instructions:  # before the (slow) model load
+        find_keyword(instruction)
     settings = EditSettings(steps=args.steps, strength=args.strength, image_guidance=args.image_guidance,
                             text_guidance=args.text_guidance, resolution=args.resolution, focus=args.focus)
     return open_photo(args.photo), instructions, settings

@@ -19,6 +19,20 @@ def keyword_pattern(keyword: str) -> re.Pattern:
     return re.compile(r"(?<!\w)" + re.escape(keyword.strip()) + r"(?!\w)", re.IGNORECASE)
 
 
+def find_keyword(instruction: Instruction, piece: str | None = None) -> re.Match | None:
+    """The keyword's first whole-word occurrence in the instruction (None: whole image)."""
+    if instruction.keyword is None:
+        return None
+    match = keyword_pattern(instruction.keyword).search(piece if piece is not None else instruction.text)
+    if match is None:
+        words = ", ".join(instruction_words(instruction.text))
+        raise InstructionError(
+            f'"{instruction.keyword.strip()}" is not a word of "{instruction.text.strip()}": '
+            f"choose one of: {words}."
+        )
+    return match
+
+
 def composite_pieces(instructions: list[Instruction]) -> list[str]:
     """Each sub-instruction stripped; all but the last end in . ! or ? (a "." is added)."""
     pieces = [instruction.text.strip() for instruction in instructions]
@@ -80,13 +94,7 @@ def layout_prompt(tokenizer, instructions: list[Instruction]) -> PromptLayout:
 def _keyword_positions(tokenizer, instruction, piece, ids, start) -> tuple[int, ...] | None:
     if instruction.keyword is None:
         return None
-    match = keyword_pattern(instruction.keyword).search(piece)
-    if match is None:
-        words = ", ".join(instruction_words(instruction.text))
-        raise InstructionError(
-            f'"{instruction.keyword.strip()}" is not a word of "{instruction.text.strip()}": '
-            f"choose one of: {words}."
-        )
+    match = find_keyword(instruction, piece)
     offset = len(_ids(tokenizer, piece[: match.start()]))
     keyword_ids = _ids(tokenizer, match.group(0))
     if not keyword_ids or ids[offset : offset + len(keyword_ids)] != keyword_ids:
