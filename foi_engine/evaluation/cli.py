@@ -2,7 +2,7 @@
 
     foi eval-import pie-bench PIE-Bench/data -o pie.jsonl
     foi eval pie.jsonl --model timbrooks/instruct-pix2pix --out results/ --method foi --method ip2p
-    accelerate launch -m foi_engine.cli eval pie.jsonl --out results/      (one process per GPU)
+    accelerate launch -m foi_engine.cli eval pie.jsonl --out results/   (or torchrun: one process per GPU)
 
 Heavy modules load only when a command runs, so `foi --help` stays instant."""
 

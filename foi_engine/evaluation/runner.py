@@ -69,30 +69,33 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def launched_processes() -> tuple[int, int, str | None]:
-    """(process index, process count, device) when started by `accelerate launch` or torchrun;
-    (0, 1, None) otherwise. Accelerate is optional: without it the launcher's environment
-    variables are read directly."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """(process index, process count, device) when started by `accelerate launch` or torchrun,
+    read from the variables every launcher sets (RANK, WORLD_SIZE, LOCAL_RANK); (0, 1, None)
+    otherwise. Accelerate itself is not needed: its own view of the processes disagrees with
+    the launcher's on CPU-only machines."""
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    if count <= 1:
         return 0, 1, None
-    try:
-        from accelerate import PartialState
-    except ImportError:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        import torch
+    import torch
 
-        device = f"cuda:{local}" if torch.cuda.is_available() else None
-        return int(os.environ.get("RANK", "0")), int(os.environ["WORLD_SIZE"]), device
-    state = PartialState()
-    return state.process_index, state.num_processes, str(state.device)
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else None
+    return int(os.environ.get("RANK", "0")), count, device
 
 
 def wait_for_other_processes() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        try:
-            from accelerate import PartialState
-        except ImportError:
-            return  # without accelerate there is no barrier: rerun with --report-only to merge
-        PartialState().wait_for_everyone()
+    """Under a launcher, wait until every process has finished its share (a gloo barrier,
+    which works with and without GPUs), so the first one writes the merged report."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "MASTER_ADDR" not in os.environ:
+        return
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        # Shards finish hours apart on real benchmarks: never time the wait out.
+        dist.init_process_group("gloo", timeout=timedelta(days=30))
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def settings_json(settings: EditSettings) -> dict:
@@ -241,7 +244,7 @@ def evaluate(items: list[Item], methods: list[Method], base: Path, out: Path, se
     if not pending:
         return summary
     models = load_models() if load_models else None
-    bar = _progress(len(pending), f"shard {index + 1}/{count}" if count > 1 else "eval", progress)
+    bar = _progress(len(pending), f"shard {index}/{count}" if count > 1 else "eval", progress)
     try:
         for model in dict.fromkeys(method.model for _, method in pending):
             engine = load_engine(model, device)

@@ -153,11 +153,8 @@ def test_settings_must_match_the_folder_and_methods_parse(full_run, manifest, ca
         runner.parse_shard("2")
 
 
-def test_launcher_processes_without_accelerate(monkeypatch):
-    import sys
-
+def test_launcher_processes_come_from_the_launchers_variables(monkeypatch):
     assert runner.launched_processes()[:2] == (0, 1)
-    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if accelerate were not installed
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", "2")
     assert runner.launched_processes()[:2] == (2, 3)
