@@ -57,6 +57,7 @@ class Step:
     # ("add" | "remove", layer, index) or ("move", layer, old_index, new_index), in order
     structure: list = field(default_factory=list)
     bytes: int = 0
+    recent: set = field(default_factory=set)  # (layer, tile) touched since the last close
 
     def touch(self, layer, rect: Rect) -> None:
         """Remember the pixels under rect as they are now, for the tiles not yet remembered."""
@@ -66,26 +67,33 @@ class Step:
             if key not in saved:
                 x0, y0, x1, y1 = tile_rect(*key, width, height)
                 saved[key] = [_freeze(layer.mask[y0:y1, x0:x1]), None]
+            self.recent.add((layer, key))
 
     def set_field(self, layer, name: str, old, new) -> None:
         entry = self.fields.setdefault((layer, name), [old, new])
         entry[1] = new
 
     def close(self) -> bool:
-        """Take the 'after' of every touched tile and drop tiles that did not change.
-        Returns whether the step changed anything."""
-        self.bytes = 0
-        for layer, saved in list(self.tiles.items()):
+        """Take the 'after' of every tile touched since the last close (a merged step is
+        closed again after each change, so this must not revisit the whole step) and drop
+        tiles that did not change. Returns whether the step changed anything."""
+        for layer, key in self.recent:
+            saved = self.tiles.get(layer)
+            entry = saved.get(key) if saved else None
+            if entry is None:
+                continue
             height, width = layer.mask.shape
-            for key, entry in list(saved.items()):
-                x0, y0, x1, y1 = tile_rect(*key, width, height)
-                entry[1] = _freeze(layer.mask[y0:y1, x0:x1])
-                if _same(entry[0], entry[1]):
-                    del saved[key]
-                else:
-                    self.bytes += _size(entry[0]) + _size(entry[1])
-            if not saved:
-                del self.tiles[layer]
+            x0, y0, x1, y1 = tile_rect(*key, width, height)
+            if entry[1] is not None:
+                self.bytes -= _size(entry[0]) + _size(entry[1])
+            entry[1] = _freeze(layer.mask[y0:y1, x0:x1])
+            if _same(entry[0], entry[1]):
+                del saved[key]
+            else:
+                self.bytes += _size(entry[0]) + _size(entry[1])
+        self.recent.clear()
+        for layer in [layer for layer, saved in self.tiles.items() if not saved]:
+            del self.tiles[layer]
         for key, (old, new) in list(self.fields.items()):
             if old is new or (type(old) is type(new) and not isinstance(old, np.ndarray) and old == new):
                 del self.fields[key]
