@@ -1,0 +1,484 @@
+"""The canvas: the photo, one coloured overlay per instruction, the result, zoom, pan,
+brush painting and a before/after split.
+
+Scene coordinates are photo pixels. The view observes the document's events and repaints
+only what changed: a brush segment touches a few tiles of one overlay, a threshold move
+the tiles its band crossed. Zoomed out, reduced copies are painted (the screen cannot
+show more), zoomed in, full-resolution tiles built on demand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsScene,
+                               QGraphicsView, QStyleOptionGraphicsItem)
+
+from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
+
+TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
+MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
+
+
+def _scale(painter: QPainter) -> float:
+    return QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
+
+
+def _cosmetic_pen(color: str, width: float) -> QPen:
+    """A pen as wide on screen at any zoom."""
+    pen = QPen(QColor(color), width)
+    pen.setCosmetic(True)
+    return pen
+
+
+class PhotoItem(QGraphicsItem):
+    """The photo, with a reduced copy for zoomed-out painting."""
+
+    def __init__(self, photo):
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+        self._width, self._height = photo.size
+        self._factor = preview_factor(photo.size)
+        self._full = pil_to_qimage(photo)
+        self._preview = pil_to_qimage(photo.reduce(self._factor)) if self._factor > 1 else self._full
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self._width, self._height)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        exposed = option.exposedRect & self.boundingRect()
+        if self._factor > 1 and _scale(painter) * self._factor <= 1.0:
+            f = self._factor
+            source = QRectF(exposed.x() / f, exposed.y() / f, exposed.width() / f, exposed.height() / f)
+            painter.drawImage(exposed, self._preview, source)
+        else:
+            painter.drawImage(exposed, self._full, exposed)
+
+
+class MaskOverlayItem(QGraphicsItem):
+    """One instruction's mask in its colour: alpha = mask value, opacity = the layer's."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+        self.layer = layer
+        height, width = layer.mask.shape
+        self._size = (width, height)
+        self._factor = preview_factor((width, height))
+        f = self._factor
+        self._preview = np.zeros((-(-height // f), -(-width // f)), np.uint32)
+        self._preview_image = wrap_argb(self._preview)
+        self._tiles: dict[tuple[int, int], tuple[np.ndarray, QImage]] = {}
+        self._color = None
+        self.sync_layer()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, *self._size)
+
+    def sync_layer(self) -> None:
+        """Colour and opacity from the layer (a new colour costs a full re-colour)."""
+        layer = self.layer
+        self.setOpacity(float(layer.opacity))
+        if tuple(layer.color) != self._color:
+            self._color = tuple(layer.color)
+            self._lut = overlay_lut(self._color)
+            self.refresh(None)
+
+    def refresh(self, rect) -> None:
+        """The mask changed under rect (x0, y0, x1, y1) photo px, or everywhere (None)."""
+        width, height = self._size
+        x0, y0, x1, y1 = rect if rect is not None else (0, 0, width, height)
+        f = self._factor
+        px0, py0, px1, py1 = x0 // f, y0 // f, -(-x1 // f), -(-y1 // f)
+        sample = self.layer.mask[py0 * f: py1 * f: f, px0 * f: px1 * f: f]
+        np.take(self._lut, sample, out=self._preview[py0:py1, px0:px1])
+        if self._tiles:
+            for ty in range(y0 // TILE, -(-y1 // TILE)):
+                for tx in range(x0 // TILE, -(-x1 // TILE)):
+                    self._tiles.pop((tx, ty), None)
+        # Repaint what the preview pixels cover (a little wider than rect when reduced).
+        self.update(QRectF(px0 * f, py0 * f, (px1 - px0) * f, (py1 - py0) * f))
+
+    def _tile(self, tx: int, ty: int) -> QImage:
+        tile = self._tiles.get((tx, ty))
+        if tile is None:
+            mask = self.layer.mask[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
+            pixels = self._lut[mask]
+            tile = self._tiles[(tx, ty)] = (pixels, wrap_argb(pixels))
+        return tile[1]
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        exposed = option.exposedRect & self.boundingRect()
+        f = self._factor
+        if f == 1 or _scale(painter) * f <= 1.0:
+            source = QRectF(exposed.x() / f, exposed.y() / f, exposed.width() / f, exposed.height() / f)
+            painter.drawImage(exposed, self._preview_image, source)
+            return
+        for ty in range(int(exposed.top()) // TILE, math.ceil(exposed.bottom() / TILE)):
+            for tx in range(int(exposed.left()) // TILE, math.ceil(exposed.right() / TILE)):
+                painter.drawImage(QPointF(tx * TILE, ty * TILE), self._tile(tx, ty))
+
+
+class ResultItem(QGraphicsItem):
+    """The edited image (or a live preview) over the part of the photo the model saw;
+    with a split, only right of it (left shows the original)."""
+
+    def __init__(self):
+        super().__init__()
+        self._image: QImage | None = None
+        self._box = QRectF()
+        self.split_x: float | None = None
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._box)
+
+    def set_image(self, image, box) -> None:
+        """image: PIL (any size; it is stretched over box) or None; box: (l, t, r, b) photo px."""
+        self.prepareGeometryChange()
+        self._image = None if image is None else pil_to_qimage(image)
+        left, top, right, bottom = box
+        self._box = QRectF(left, top, right - left, bottom - top)
+        self.update()
+
+    @property
+    def has_image(self) -> bool:
+        return self._image is not None
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        if self._image is None:
+            return
+        if self.split_x is not None:
+            box = self._box
+            painter.setClipRect(QRectF(self.split_x, box.top(), max(0.0, box.right() - self.split_x), box.height()))
+        painter.drawImage(self._box, self._image)
+
+
+class CanvasView(QGraphicsView):
+    zoomChanged = Signal(float)  # the scale: 1.0 = 100 %
+    strokeFinished = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("canvas")
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setBackgroundBrush(QColor("#1b1c1f"))
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # drops go to the window, which opens them
+        self.viewport().setAcceptDrops(False)
+        self.doc = None
+        self.tool: str | None = None  # "brush", "eraser" or None
+        self.brush_radius = 40.0
+        self.brush_hardness = 0.8
+        self.active_layer_id: str | None = None
+        self._overlays: dict[str, MaskOverlayItem] = {}
+        self._masks_visible = True
+        self._photo_item: PhotoItem | None = None
+        self._result = ResultItem()
+        self._result.setZValue(1)
+        self._divider = QGraphicsLineItem()
+        self._divider.setPen(_cosmetic_pen("#ffffff", 2))
+        self._divider.setZValue(10)
+        self._cursor_items = [QGraphicsEllipseItem(), QGraphicsEllipseItem()]
+        for item, color, width in zip(self._cursor_items, ("#000000", "#ffffff"), (3, 1)):
+            item.setPen(_cosmetic_pen(color, width))
+            item.setZValue(20)
+        self.setFrameShape(QGraphicsView.Shape.NoFrame)
+        self._mouse_scene_pos: QPointF | None = None
+        self._fit_mode = True
+        self._space = False
+        self._panning: QPointF | None = None
+        self._painting = False
+        self._dragging_split = False
+        self._compare = False
+        self._split_fraction = 0.5
+        self._add_fixed_items()
+
+    def _add_fixed_items(self) -> None:
+        scene = self.scene()
+        for item in (self._result, self._divider, *self._cursor_items):
+            scene.addItem(item)
+        self._divider.hide()
+        self._update_cursor(None)
+
+    # -- document ----------------------------------------------------------------------
+    def set_document(self, doc) -> None:
+        if self.doc is not None:
+            self.doc.events.disconnect(self._on_event)
+        self.doc = doc
+        self.active_layer_id = None
+        for item in list(self._overlays.values()):
+            self.scene().removeItem(item)
+        self._overlays.clear()
+        if self._photo_item is not None:
+            self.scene().removeItem(self._photo_item)
+            self._photo_item = None
+        self.show_result(None)
+        if doc is None:
+            return
+        self._photo_item = PhotoItem(doc.photo)
+        self._photo_item.setZValue(0)
+        self.scene().addItem(self._photo_item)
+        self.scene().setSceneRect(self._photo_item.boundingRect())
+        self._sync_layers()
+        doc.events.connect(self._on_event)
+        self._set_compare_geometry()
+        self.fit()
+
+    def _on_event(self, event) -> None:
+        if event.kind == "layers":
+            self._sync_layers()
+        elif event.kind == "layer" and event.layer_id in self._overlays:
+            overlay = self._overlays[event.layer_id]
+            overlay.sync_layer()
+            overlay.setVisible(self._masks_visible and overlay.layer.visible)
+        elif event.kind == "mask" and event.layer_id in self._overlays:
+            overlay = self._overlays[event.layer_id]
+            for rect in event.rects or (event.rect,):
+                overlay.refresh(rect)
+        elif event.kind == "photo":
+            self.set_document(self.doc)
+
+    def _sync_layers(self) -> None:
+        """One overlay per layer, stacked in list order (later instructions on top)."""
+        layers = {layer.id: layer for layer in self.doc.layers}
+        for layer_id in list(self._overlays):
+            if layer_id not in layers or self._overlays[layer_id].layer is not layers[layer_id]:
+                self.scene().removeItem(self._overlays.pop(layer_id))
+        for index, layer in enumerate(self.doc.layers):
+            overlay = self._overlays.get(layer.id)
+            if overlay is None:
+                overlay = self._overlays[layer.id] = MaskOverlayItem(layer)
+                self.scene().addItem(overlay)
+            overlay.setZValue(2 + index * 0.01)
+            overlay.setVisible(self._masks_visible and layer.visible)
+        if self.active_layer_id not in layers:
+            self.active_layer_id = None
+
+    def overlay(self, layer_id: str) -> MaskOverlayItem:
+        return self._overlays[layer_id]
+
+    @property
+    def masks_visible(self) -> bool:
+        return self._masks_visible
+
+    def set_masks_visible(self, visible: bool) -> None:
+        self._masks_visible = bool(visible)
+        for overlay in self._overlays.values():
+            overlay.setVisible(self._masks_visible and overlay.layer.visible)
+
+    # -- result and compare ----------------------------------------------------------------
+    def show_result(self, image, box=None) -> None:
+        """Show an edit (PIL image over box, the working frame's crop in photo px) or nothing."""
+        if image is None:
+            self._result.set_image(None, (0, 0, 0, 0))
+        else:
+            self._result.set_image(image, box)
+        self._set_compare_geometry()
+
+    @property
+    def result_visible(self) -> bool:
+        return self._result.has_image and self._result.isVisible()
+
+    def set_show_original(self, original: bool) -> None:
+        """Toggle compare: hide the result to see the photo as it was."""
+        self._result.setVisible(not original)
+
+    def set_compare(self, on: bool) -> None:
+        """Split compare: original left of the divider, the result right of it."""
+        self._compare = bool(on)
+        self._set_compare_geometry()
+
+    @property
+    def compare(self) -> bool:
+        return self._compare
+
+    def set_split(self, fraction: float) -> None:
+        self._split_fraction = float(np.clip(fraction, 0.0, 1.0))
+        self._set_compare_geometry()
+
+    def _set_compare_geometry(self) -> None:
+        if not self._compare or self.doc is None:
+            self._result.split_x = None
+            self._divider.hide()
+        else:
+            width, height = self.doc.size
+            x = self._split_fraction * width
+            self._result.split_x = x
+            self._divider.setLine(x, 0, x, height)
+            self._divider.show()
+        self._result.update()
+
+    # -- zoom and pan ----------------------------------------------------------------------
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        self._fit_mode = True
+        if self._photo_item is not None:
+            self.fitInView(self._photo_item.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._zoom_changed()
+
+    def actual_size(self) -> None:
+        """100 %: one photo pixel per screen pixel, centred where the view was."""
+        self._fit_mode = False
+        centre = self.mapToScene(self.viewport().rect().center())
+        self.resetTransform()
+        self.centerOn(centre)
+        self._zoom_changed()
+
+    def zoom_by(self, factor: float) -> None:
+        self._fit_mode = False
+        target = float(np.clip(self.zoom * factor, MIN_ZOOM, MAX_ZOOM))
+        self.scale(target / self.zoom, target / self.zoom)
+        self._zoom_changed()
+
+    def _zoom_changed(self) -> None:
+        self._update_cursor(None)
+        self.zoomChanged.emit(self.zoom)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit_mode:
+            self.fit()
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.25 ** steps)
+        event.accept()
+
+    # -- brush -------------------------------------------------------------------------
+    def set_tool(self, tool: str | None) -> None:
+        self.tool = tool
+        self._update_cursor(None)
+
+    def set_brush(self, radius: float | None = None, hardness: float | None = None) -> None:
+        if radius is not None:
+            self.brush_radius = float(np.clip(radius, 1.0, 2000.0))
+        if hardness is not None:
+            self.brush_hardness = float(np.clip(hardness, 0.0, 1.0))
+        self._update_cursor(None)
+
+    def _can_paint(self) -> bool:
+        return (self.doc is not None and self.tool in ("brush", "eraser") and self.active_layer_id is not None
+                and not self._compare)
+
+    def _update_cursor(self, scene_pos: QPointF | None) -> None:
+        if scene_pos is not None:
+            self._mouse_scene_pos = scene_pos
+        scene_pos = self._mouse_scene_pos
+        show = self._can_paint() and not self._space and scene_pos is not None and self.underMouse()
+        r = self.brush_radius
+        for item in self._cursor_items:
+            if scene_pos is not None:
+                item.setRect(QRectF(scene_pos.x() - r, scene_pos.y() - r, 2 * r, 2 * r))
+            item.setVisible(show)
+        if self._space or self._panning is not None:
+            shape = Qt.CursorShape.ClosedHandCursor if self._panning is not None else Qt.CursorShape.OpenHandCursor
+        elif self._compare:
+            shape = Qt.CursorShape.SplitHCursor
+        else:
+            shape = Qt.CursorShape.CrossCursor if show else Qt.CursorShape.ArrowCursor
+        self.viewport().setCursor(shape)
+
+    def paint_stroke(self, points, erase: bool | None = None) -> None:
+        """Paint a stroke through photo-pixel points as one undo item (what a drag does)."""
+        erase = self.tool == "eraser" if erase is None else erase
+        self.doc.begin_stroke(self.active_layer_id, erase=erase, radius=self.brush_radius,
+                              hardness=self.brush_hardness)
+        try:
+            for x, y in points:
+                self.doc.stroke_to(float(x), float(y))
+        finally:
+            self.doc.end_stroke()
+        self.strokeFinished.emit()
+
+    # -- mouse and keys ----------------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._panning = event.position()
+            self._update_cursor(None)
+        elif button == Qt.MouseButton.LeftButton and self._compare and self.doc is not None:
+            self._dragging_split = True
+            self._move_split(event.position())
+        elif button == Qt.MouseButton.LeftButton and self._can_paint():
+            self._painting = True
+            pos = self.mapToScene(event.position().toPoint())
+            self.doc.begin_stroke(self.active_layer_id, erase=self.tool == "eraser", radius=self.brush_radius,
+                                  hardness=self.brush_hardness)
+            self.doc.stroke_to(pos.x(), pos.y())
+        else:
+            super().mousePressEvent(event)
+            return
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        pos = self.mapToScene(event.position().toPoint())
+        if self._panning is not None:
+            delta = event.position() - self._panning
+            self._panning = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
+        elif self._dragging_split:
+            self._move_split(event.position())
+        elif self._painting:
+            self.doc.stroke_to(pos.x(), pos.y())
+        self._update_cursor(pos)
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._panning is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+            self._panning = None
+        elif self._dragging_split:
+            self._dragging_split = False
+        elif self._painting and event.button() == Qt.MouseButton.LeftButton:
+            self._painting = False
+            self.doc.end_stroke()
+            self.strokeFinished.emit()
+        else:
+            super().mouseReleaseEvent(event)
+        self._update_cursor(None)
+
+    def _move_split(self, view_pos: QPointF) -> None:
+        x = self.mapToScene(view_pos.toPoint()).x()
+        self.set_split(x / max(1, self.doc.size[0]))
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self._update_cursor(None)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self._panning = None
+            self._update_cursor(None)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def enterEvent(self, event) -> None:
+        super().enterEvent(event)
+        self._update_cursor(None)
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        for item in self._cursor_items:
+            item.hide()
+
+    def focusOutEvent(self, event) -> None:
+        self._space = False
+        super().focusOutEvent(event)
