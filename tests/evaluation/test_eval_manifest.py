@@ -150,3 +150,21 @@ def test_magicbrush_and_emu_parquet(tmp_path, photos):
     assert item.output_caption == "an orange cat" and item.mask is None and item.target is None
     with pytest.raises(ManifestError, match="no column"):
         importers.emu_edit(tmp_path / "dev-00000.parquet", tmp_path, tmp_path / "emu")
+
+
+def test_eval_import_command_writes_a_manifest(tmp_path, photos, capsys):
+    from foi_engine.cli import main
+
+    root = tmp_path / "data"
+    (root / "annotation_images" / "2_add_object_80").mkdir(parents=True)
+    mapping = {"000000000222": {"image_path": "2_add_object_80/000000000222.jpg",
+                                "original_prompt": "a dog on the grass", "editing_prompt": "a dog on the grass [with a ball]",
+                                "editing_instruction": "Add a ball next to the dog", "editing_type_id": "2",
+                                "blended_word": "", "mask": [1000, 50]}}
+    (root / "mapping_file.json").write_text(json.dumps(mapping))
+    assert main(["eval-import", "pie-bench", str(root), "-o", str(tmp_path / "pie.jsonl")]) == 0
+    assert "1 edits (0 multi-instruction), 1 with guessed keywords" in capsys.readouterr().out
+    (item,) = read_manifest(tmp_path / "pie.jsonl")
+    assert item.instructions[0].keyword == "ball" and item.category == "2_add_object"
+    assert main(["eval-import", "magicbrush", str(tmp_path / "nothing-here"), "-o", str(tmp_path / "m.jsonl")]) == 1
+    assert "No parquet files" in capsys.readouterr().err
