@@ -83,11 +83,11 @@ async def _stages(report: _Report, app, device: str | None) -> None:
 
     report.begin("resources")
     folder = resources_dir()
-    style = resource("style.qss").read_text(encoding="utf-8")
+    if not resource("style.qss").is_file():
+        raise CheckFailed(f"the style sheet is missing from {folder}: reinstall FoI Studio.")
     icon = QIcon(str(resource("icons/foi-studio.svg")))
     if icon.isNull() or icon.pixmap(64, 64).isNull():
         raise CheckFailed("the app icon does not load: Qt's SVG support is missing from this installation.")
-    app.setStyleSheet(style)
     report.done(str(folder))
 
     report.begin("sample photo")
@@ -167,13 +167,15 @@ def run_self_check(device: str | None = None, out=None) -> int:
         import torch
         from PySide6 import __version__ as pyside_version
         from PySide6.QtCore import qVersion
-        from PySide6.QtWidgets import QApplication
+
+        from foi_desktop.app import create_application
 
         accelerators = [name for name, ok in (("CUDA", torch.cuda.is_available()),
                                               ("MPS", torch.backends.mps.is_available())) if ok]
         report.line(f"  torch {torch.__version__} ({', '.join(accelerators) or 'CPU only'}), "
                     f"diffusers {_package_version('diffusers')}, transformers {_package_version('transformers')}")
-        app = QApplication.instance() or QApplication(sys.argv[:1])
+        report.stage = "Qt"
+        app = create_application()  # the app's own: style, palette, icon
         report.line(f"  PySide6 {pyside_version}, Qt {qVersion()}, platform {app.platformName()}")
         loop = qasync.QEventLoop(app)
         asyncio.set_event_loop(loop)
