@@ -1,6 +1,6 @@
 """FoI's cost next to stock InstructPix2Pix, measured side by side in one process.
 
-    python bench/bench_engine.py [--size 256] [--steps 4] [--repeats 3]
+    python bench/bench_engine.py [--size 256] [--steps 4] [--repeats 3] [--model sd15|tiny]
 
 Prints a table and writes bench/results/engine-<device>.json. On CUDA it runs at 512 px
 in fp16 unless told otherwise. Ratios are medians of interleaved runs."""
@@ -25,6 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from foi_engine import EditSettings, FoiEngine, Instruction  # noqa: E402
 from foi_engine.attention import modulated_attention  # noqa: E402
 from sd15 import sd15_ip2p_pipeline  # noqa: E402
+
+from foi_engine.tiny import tiny_random_pipeline  # noqa: E402
+
+
+def build_pipeline(model, device, dtype):
+    if model == "tiny":
+        return tiny_random_pipeline(0).to(device=device, dtype=dtype)
+    return sd15_ip2p_pipeline(device, dtype)
 
 INSTRUCTIONS = [Instruction("make the cat a tiger", "cat"), Instruction("turn the grass green", "grass")]
 
@@ -125,7 +133,7 @@ def memory_child(args):
     """Peak memory of one edit in a fresh process (RSS on CPU, allocator peak on CUDA)."""
     device = torch.device(args.device)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    engine = FoiEngine(sd15_ip2p_pipeline(device, dtype))
+    engine = FoiEngine(build_pipeline(args.model, device, dtype))
     settings = EditSettings(steps=args.steps, strength=1.0, resolution=args.size, focus=args.memory_child == "on")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -141,7 +149,7 @@ def bench_memory(args):
     peaks = {}
     for mode in ("off", "on"):
         command = [sys.executable, __file__, "--memory-child", mode, "--size", str(args.size),
-                   "--steps", str(args.steps), "--device", args.device]
+                   "--steps", str(args.steps), "--device", args.device, "--model", args.model]
         peaks[mode] = int(subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()[-1])
     return {"peak_bytes_focus_off": peaks["off"], "peak_bytes_focus_on": peaks["on"],
             "focus_on_over_off": peaks["on"] / peaks["off"]}
@@ -154,6 +162,8 @@ def main():
     parser.add_argument("--size", type=int, default=512 if cuda else 256)
     parser.add_argument("--steps", type=int, default=20 if cuda else 4)
     parser.add_argument("--repeats", type=int, default=5 if cuda else 3)
+    parser.add_argument("--model", choices=("sd15", "tiny"), default="sd15",
+                        help="SD-1.5-sized random IP2P (default) or the tiny test model")
     parser.add_argument("--memory-child", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -162,10 +172,10 @@ def main():
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     torch.set_grad_enabled(False)
     image = photo(args.size)
-    stock = sd15_ip2p_pipeline(device, dtype)
-    engine = FoiEngine(sd15_ip2p_pipeline(device, dtype))  # its own copy: stock keeps diffusers' processors
+    stock = build_pipeline(args.model, device, dtype)
+    engine = FoiEngine(build_pipeline(args.model, device, dtype))  # its own copy: stock keeps diffusers' processors
 
-    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+    report = {"model": args.model, "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
               "torch_threads": torch.get_num_threads(), "size": args.size, "steps": args.steps,
               "dtype": str(dtype), "repeats": args.repeats}
     report["edit"] = bench_edit(engine, stock, image, args, device)
@@ -174,7 +184,7 @@ def main():
     report["memory"] = bench_memory(args)
 
     edit, locate, memory = report["edit"], report["locate"], report["memory"]
-    print(f"FoI engine benchmark — {report['device']}, {args.size} px, {args.steps} steps, {dtype}")
+    print(f"FoI engine benchmark — {args.model} model, {report['device']}, {args.size} px, {args.steps} steps, {dtype}")
     print(f"  full edit      focus on / stock  {edit['focus_on_over_stock']:.3f}   (target ≤ 1.05)")
     print(f"                 focus off / stock {edit['focus_off_over_stock']:.3f}   (target ≤ 1.00)")
     print(f"                 seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in edit["seconds"].items()))
@@ -184,7 +194,7 @@ def main():
     for row in report["scaling"]:
         print(f"  modulation at {row['latent']:>5}: {row['modulation_ms']:.2f} ms "
               f"({row['modulation_us_per_query']:.3f} µs/query; SDPA {row['sdpa_ms']:.2f} ms)")
-    out = Path(__file__).resolve().parent / "results" / f"engine-{device.type}.json"
+    out = Path(__file__).resolve().parent / "results" / f"engine-{args.model}-{device.type}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"Wrote {out}")
