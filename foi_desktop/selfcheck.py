@@ -21,6 +21,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from foi_engine import FoiError  # light: torch loads only with the engine
+
 STAGE_TIMEOUT_S = 300  # a hung model or thread must fail the check, not hang it
 # 3 scheduler steps at the default strength 0.8 run K = 2 denoising steps (the img2img rule).
 SETTINGS = {"steps": 3, "resolution": 64}
@@ -186,7 +188,7 @@ def run_self_check(device: str | None = None, out=None) -> int:
             loop.close()
     except (CheckFailed, Exception) as error:  # noqa: BLE001 - the check reports whatever breaks
         detail = str(error) or type(error).__name__
-        if not isinstance(error, CheckFailed):
+        if not isinstance(error, (CheckFailed, FoiError)):  # those already say what to do
             detail = f"{type(error).__name__}: {detail}{_where(error)}"
         report.line(f"FAILED at {report.stage}: {detail}")
         return 1
