@@ -1,0 +1,136 @@
+"""`foi-desktop [PHOTO] [--model ID|FOLDER|tiny-random] [--device ...]`: start the editor.
+
+The app runs on qasync's event loop (so window code can await the engine worker); an
+unexpected error anywhere is logged and shown as a message, never as a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import traceback
+from logging.handlers import RotatingFileHandler
+
+log = logging.getLogger("foi_desktop")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="foi-desktop",
+        description="FoI Studio: edit a photo with plain-language instructions, each applied only where it "
+                    "belongs. With no photo, a sample opens with two example instructions.")
+    parser.add_argument("photo", nargs="?", help="a photo (JPEG, PNG, TIFF, WebP) or a .foi project to open")
+    parser.add_argument("--model", help='hub id, local model folder, or "tiny-random" (random weights, no download;'
+                                        " for trying the app)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    return parser.parse_args(argv)
+
+
+def setup_logging() -> str:
+    from .preferences import log_folder
+
+    folder = log_folder()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "foi-desktop.log")
+    handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return path
+
+
+def install_excepthook(log_path: str) -> None:
+    """Uncaught errors (in slots, timers, coroutines) become a dialog and a log entry."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        log.error("Unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        if QApplication.instance() is not None:
+            QMessageBox.warning(
+                QApplication.activeWindow(), "Something went wrong",
+                f"FoI Studio hit an unexpected problem ({value}). Your work is still open; save it to be safe.\n\n"
+                f"Details were written to {log_path}.")
+
+    sys.excepthook = hook
+
+    def loop_handler(loop, context):
+        error = context.get("exception")
+        if error is not None:
+            hook(type(error), error, error.__traceback__)
+        else:
+            log.error("Event loop: %s", context.get("message"))
+
+    asyncio.get_event_loop().set_exception_handler(loop_handler)
+
+
+def create_application(argv=None):
+    """The QApplication with FoI Studio's look (Fusion, dark palette, style sheet)."""
+    from PySide6.QtGui import QColor, QIcon, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from . import assets
+
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setApplicationName("FoI Studio")
+    app.setOrganizationName("FoI Studio")
+    app.setApplicationDisplayName("FoI Studio")
+    app.setDesktopFileName("foi-studio")
+    app.setWindowIcon(QIcon(str(assets.resource("icons/foi-studio.svg"))))
+    app.setStyle("Fusion")
+    palette = QPalette()
+    for role, color in ((QPalette.ColorRole.Window, "#2b2d31"), (QPalette.ColorRole.WindowText, "#e6e6e6"),
+                        (QPalette.ColorRole.Base, "#1e1f22"), (QPalette.ColorRole.AlternateBase, "#313338"),
+                        (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.Button, "#3a3d42"),
+                        (QPalette.ColorRole.ButtonText, "#e6e6e6"), (QPalette.ColorRole.Highlight, "#3d6fb6"),
+                        (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#1e1f22"),
+                        (QPalette.ColorRole.ToolTipText, "#f0f0f0"), (QPalette.ColorRole.PlaceholderText, "#8a8d93")):
+        palette.setColor(role, QColor(color))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#7a7d83"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#7a7d83"))
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#7a7d83"))
+    app.setPalette(palette)
+    app.setStyleSheet(assets.resource("style.qss").read_text(encoding="utf-8"))
+    return app
+
+
+def create_window(args: argparse.Namespace):
+    """The main window with the photo (or the sample) open."""
+    from .preferences import load_preferences
+    from .window import MainWindow
+
+    window = MainWindow(load_preferences(), model_override=args.model, device_override=args.device)
+    window.resize(1500, 920)
+    if args.photo:
+        window.open_path(os.path.abspath(args.photo))
+    if window.doc is None:
+        window.open_sample()
+    return window
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import qasync
+
+    app = create_application()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    log_path = setup_logging()
+    install_excepthook(log_path)
+    window = create_window(args)
+    window.show()
+    if args.photo is None:
+        window.offer_recovery()
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    with loop:
+        loop.run_until_complete(closed.wait())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

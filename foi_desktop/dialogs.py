@@ -1,0 +1,229 @@
+"""The app's dialogs: settings, export, "no model yet", and messages for the user."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+
+from foi_engine import EditSettings, FoiError
+
+from .preferences import DEFAULT_MODEL, TINY_RANDOM, Preferences
+
+MODEL_CHOICES = (
+    (DEFAULT_MODEL, "InstructPix2Pix (timbrooks/instruct-pix2pix, 2.1 GB download once)"),
+    (TINY_RANDOM, "tiny-random: random weights, for trying the app (output is noise)"),
+)
+
+
+def show_error(parent, title: str, error) -> None:
+    """A message for a photographer: the error's own sentence, never a traceback."""
+    text = str(error) if isinstance(error, (FoiError, OSError, ValueError)) else f"{error}"
+    QMessageBox.warning(parent, title, text or title)
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, preferences: Preferences, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.model_box = QComboBox(editable=True)
+        for model, label in MODEL_CHOICES:
+            self.model_box.addItem(label, model)
+        self._set_model_text(preferences.model)
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._choose_folder)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_box, 1)
+        model_row.addWidget(browse)
+        self.device_box = QComboBox()
+        for value, label in (("auto", "Automatic (graphics card if there is one)"), ("cpu", "CPU"),
+                             ("cuda", "NVIDIA graphics card (cuda)"), ("mps", "Apple graphics (mps)")):
+            self.device_box.addItem(label, value)
+        self.device_box.setCurrentIndex(max(0, self.device_box.findData(preferences.device)))
+        self.precision_box = QComboBox()
+        for value, label in (("auto", "Automatic (half on a graphics card, full on CPU)"),
+                             ("float32", "Full (float32)"), ("float16", "Half (float16, graphics cards only)")):
+            self.precision_box.addItem(label, value)
+        self.precision_box.setCurrentIndex(max(0, self.precision_box.findData(preferences.precision)))
+        self.steps = QSpinBox(minimum=1, maximum=500, value=preferences.steps)
+        self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=preferences.strength)
+        self.image_guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.1, value=preferences.image_guidance)
+        self.text_guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=preferences.text_guidance)
+        self.gamma = QSpinBox(minimum=0, maximum=20, value=preferences.gamma)
+        self.resolution = QSpinBox(minimum=64, maximum=2048, singleStep=64, value=preferences.resolution)
+        self.fixed_seed = QCheckBox("Fixed seed (same result every run)", checked=preferences.fixed_seed)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=preferences.seed)
+        self.seed.setEnabled(preferences.fixed_seed)
+        self.fixed_seed.toggled.connect(self.seed.setEnabled)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.fixed_seed)
+        seed_row.addWidget(self.seed)
+
+        form = QFormLayout()
+        form.addRow("Model", model_row)
+        form.addRow("Device", self.device_box)
+        form.addRow("Precision", self.precision_box)
+        form.addRow("Steps", self.steps)
+        form.addRow("Strength", self.strength)
+        form.addRow("Image guidance s_I", self.image_guidance)
+        form.addRow("Text guidance s_T", self.text_guidance)
+        form.addRow("Focus γ", self.gamma)
+        form.addRow("Resolution (px)", self.resolution)
+        form.addRow("Seed", seed_row)
+        self.error_label = QLabel(objectName="hint", wordWrap=True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._defaults)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+
+    def _set_model_text(self, model: str) -> None:
+        index = self.model_box.findData(model)
+        if index >= 0:
+            self.model_box.setCurrentIndex(index)
+        else:
+            self.model_box.setEditText(model)
+
+    def model(self) -> str:
+        text = self.model_box.currentText().strip()
+        index = self.model_box.findText(text)
+        return self.model_box.itemData(index) if index >= 0 else text
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a downloaded InstructPix2Pix model folder")
+        if folder:
+            self.model_box.setEditText(folder)
+
+    def _defaults(self) -> None:
+        defaults = EditSettings()
+        self.steps.setValue(defaults.steps)
+        self.strength.setValue(defaults.strength)
+        self.image_guidance.setValue(defaults.image_guidance)
+        self.text_guidance.setValue(defaults.text_guidance)
+        self.gamma.setValue(defaults.gamma)
+        self.resolution.setValue(defaults.resolution)
+
+    def apply_to(self, preferences: Preferences) -> None:
+        preferences.model = self.model() or DEFAULT_MODEL
+        preferences.device = self.device_box.currentData()
+        preferences.precision = self.precision_box.currentData()
+        preferences.steps = self.steps.value()
+        preferences.strength = round(self.strength.value(), 2)
+        preferences.image_guidance = round(self.image_guidance.value(), 2)
+        preferences.text_guidance = round(self.text_guidance.value(), 2)
+        preferences.gamma = self.gamma.value()
+        preferences.resolution = self.resolution.value()
+        preferences.fixed_seed = self.fixed_seed.isChecked()
+        preferences.seed = self.seed.value()
+
+    def accept(self) -> None:
+        """Refuse settings the engine would refuse, with its own sentence."""
+        trial = Preferences()
+        self.apply_to(trial)
+        try:
+            trial.edit_settings()
+        except FoiError as error:
+            self.error_label.setText(str(error))
+            return
+        super().accept()
+
+
+EXPORT_KINDS = (
+    ("ora", "OpenRaster (.ora): layers for GIMP and Krita", ".ora"),
+    ("psd", "Photoshop (.psd): layers", ".psd"),
+    ("png", "PNG of the result, plus one mask PNG per instruction", ".png"),
+    ("full", "Full-resolution photo: the edit pasted into the original (JPEG/TIFF)", ".jpg"),
+)
+
+
+class ExportDialog(QDialog):
+    """Choose the kind and the file; the document writes it."""
+
+    def __init__(self, suggested_stem: str, folder: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self._group = QButtonGroup(self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Write the chosen result as:"))
+        for number, (kind, label, _suffix) in enumerate(EXPORT_KINDS):
+            button = QRadioButton(label, checked=number == 0)
+            self._group.addButton(button, number)
+            layout.addWidget(button)
+        self.feather = QDoubleSpinBox(minimum=0.0, maximum=200.0, value=8.0, suffix=" px",
+                                      toolTip="Soft edge of the pasted edit (full-resolution only)")
+        feather_row = QHBoxLayout()
+        feather_row.addWidget(QLabel("Edge softness"))
+        feather_row.addWidget(self.feather)
+        feather_row.addStretch(1)
+        feather_widget = QWidget()
+        feather_widget.setLayout(feather_row)
+        layout.addWidget(feather_widget)
+        self.path_edit = QLineEdit(os.path.join(folder, suggested_stem + ".ora"))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(browse)
+        layout.addLayout(path_row)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self._group.idToggled.connect(lambda _id, on: on and self._kind_changed())
+        self._feather_widget = feather_widget
+        self._kind_changed()
+
+    @property
+    def kind(self) -> str:
+        return EXPORT_KINDS[self._group.checkedId()][0]
+
+    def set_kind(self, kind: str) -> None:
+        self._group.button([k for k, _l, _s in EXPORT_KINDS].index(kind)).setChecked(True)
+
+    @property
+    def path(self) -> str:
+        return self.path_edit.text().strip()
+
+    def _kind_changed(self) -> None:
+        suffix = EXPORT_KINDS[self._group.checkedId()][2]
+        stem, old = os.path.splitext(self.path)
+        if old.lower() in (".ora", ".psd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp") or not old:
+            self.path_edit.setText(stem + suffix)
+        self._feather_widget.setEnabled(self.kind == "full")
+
+    def _browse(self) -> None:
+        filters = {"ora": "OpenRaster (*.ora)", "psd": "Photoshop (*.psd)", "png": "PNG (*.png)",
+                   "full": "JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"}[self.kind]
+        path, _filter = QFileDialog.getSaveFileName(self, "Export", self.path, filters)
+        if path:
+            self.path_edit.setText(path)
+
+
+def ask_model_missing(parent, error) -> str | None:
+    """The model is not here (offline, not downloaded, or a bad folder): say what to do.
+    Returns a model to use instead ("tiny-random" or a folder), or None to carry on without."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Information)
+    box.setWindowTitle("The editing model is not available")
+    box.setText(str(error))
+    box.setInformativeText(
+        "Finding regions and editing need an InstructPix2Pix model. Connect to the internet to download it "
+        "once (about 2 GB), or choose a folder that already holds it. Meanwhile you can open photos, write "
+        "instructions, paint masks and save projects.")
+    folder_button = box.addButton("Choose model folder…", QMessageBox.ButtonRole.AcceptRole)
+    tiny_button = box.addButton("Try with random weights", QMessageBox.ButtonRole.ActionRole)
+    tiny_button.setToolTip("tiny-random: the whole flow works, but the edits are meaningless noise")
+    box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+    box.exec()
+    if box.clickedButton() is folder_button:
+        folder = QFileDialog.getExistingDirectory(parent, "Choose a downloaded InstructPix2Pix model folder")
+        return folder or None
+    if box.clickedButton() is tiny_button:
+        return TINY_RANDOM
+    return None

@@ -1,0 +1,91 @@
+"""What the app remembers between runs (QSettings, in the platform's config folder):
+the model, device and precision, the run settings, the seed mode and recent files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QSettings, QStandardPaths
+
+from foi_engine import EditSettings
+
+DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
+TINY_RANDOM = "tiny-random"
+MAX_RECENT = 10
+
+
+@dataclass
+class Preferences:
+    model: str = DEFAULT_MODEL
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
+    precision: str = "auto"  # "auto", "float32", "float16"
+    steps: int = 100
+    strength: float = 0.8
+    image_guidance: float = 1.5
+    text_guidance: float = 7.5
+    gamma: int = 3
+    resolution: int = 512
+    fixed_seed: bool = False
+    seed: int = 0
+    recent: list[str] = field(default_factory=list)
+
+    def edit_settings(self, base: EditSettings | None = None) -> EditSettings:
+        """These values over base's other fields (raises SettingsError when invalid)."""
+        return dataclasses.replace(
+            base or EditSettings(), steps=self.steps, strength=self.strength, image_guidance=self.image_guidance,
+            text_guidance=self.text_guidance, gamma=self.gamma, resolution=self.resolution)
+
+    def take_settings(self, settings: EditSettings) -> None:
+        for name in ("steps", "strength", "image_guidance", "text_guidance", "gamma", "resolution"):
+            setattr(self, name, getattr(settings, name))
+
+    def add_recent(self, path: str) -> None:
+        path = os.path.abspath(path)
+        self.recent = [path] + [p for p in self.recent if p != path][: MAX_RECENT - 1]
+
+
+def _store() -> QSettings:
+    return QSettings("FoI Studio", "FoI Studio")
+
+
+def load_preferences() -> Preferences:
+    store, defaults = _store(), Preferences()
+    values = {}
+    for item in dataclasses.fields(Preferences):
+        default = getattr(defaults, item.name)
+        raw = store.value(item.name, default)
+        try:
+            if isinstance(default, bool):
+                value = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1")
+            elif isinstance(default, list):
+                value = [str(p) for p in (raw if isinstance(raw, list) else [raw] if raw else [])]
+            else:
+                value = type(default)(raw)
+        except (TypeError, ValueError):
+            value = default  # a hand-edited or old config never stops the app
+        values[item.name] = value
+    preferences = Preferences(**values)
+    try:
+        preferences.edit_settings()
+    except Exception:  # noqa: BLE001 - invalid stored run settings: fall back to the defaults
+        preferences.take_settings(EditSettings())
+    return preferences
+
+
+def save_preferences(preferences: Preferences) -> None:
+    store = _store()
+    for item in dataclasses.fields(Preferences):
+        store.setValue(item.name, getattr(preferences, item.name))
+    store.sync()
+
+
+def recovery_folder() -> str:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+    return os.path.join(base or os.path.expanduser("~/.foi-studio"), "recovery")
+
+
+def log_folder() -> str:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
+    return os.path.join(base or os.path.expanduser("~/.foi-studio"), "logs")

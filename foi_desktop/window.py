@@ -1,0 +1,773 @@
+"""The main window: canvas in the centre, instructions at the side, results below, the
+toolbar and status bar; it wires the document, the views and the engine worker.
+
+Long operations are coroutines (qasync): `find_regions()` and `run_edit()` await the
+worker, so the window keeps painting and the user can keep painting masks meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QProgressDialog, QSpinBox, QToolBar)
+
+from foi_engine import Cancelled, FoiError, ModelError, OutOfMemoryError
+
+from . import assets
+from .canvas import CanvasView
+from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, show_error
+from .document import Document, RecoveryStore, open_project, save_project
+from .imaging import qimage_to_pil
+from .instructions import InstructionPanel
+from .preferences import TINY_RANDOM, Preferences, recovery_folder, save_preferences
+from .results import ResultsStrip
+from .worker import EngineClient, ModelChoice
+
+log = logging.getLogger("foi_desktop")
+
+PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic);;FoI projects (*.foi);;All files (*)"
+PROJECT_SUFFIX = ".foi"
+AUTOSAVE_MS = 120_000
+BRUSH_STEP = 1.25  # [ and ] scale the brush by this much
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class MainWindow(QMainWindow):
+    documentChanged = Signal(object)
+
+    def __init__(self, preferences: Preferences, model_override: str | None = None,
+                 device_override: str | None = None, client: EngineClient | None = None):
+        super().__init__()
+        self.setWindowTitle("FoI Studio")
+        self.setWindowIcon(QIcon(str(assets.resource("icons/foi-studio.svg"))))
+        self.setAcceptDrops(True)
+        self.preferences = preferences
+        self.doc: Document | None = None
+        self.task: asyncio.Task | None = None  # the running Find regions or Edit
+        self.shown_entry = None  # the result on the canvas
+        self.recovery = RecoveryStore(recovery_folder())
+        self._autosave_due = False
+        self._run_started = 0.0
+        self._load_dialog: QProgressDialog | None = None
+
+        self.client = client or EngineClient(self)
+        self.client.loading.connect(self._on_loading)
+        self.client.loaded.connect(self._on_loaded)
+        self.client.progress.connect(self._on_progress)
+        self._model_override, self._device_override = model_override, device_override
+        self.client.set_model(self._model_choice())
+
+        self.canvas = CanvasView()
+        self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.setCentralWidget(self.canvas)
+        self.panel = InstructionPanel()
+        self.panel.activeLayerChanged.connect(self._active_layer_changed)
+        dock = QDockWidget("Instructions", self, objectName="instructionsDock")
+        dock.setWidget(self.panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.results = ResultsStrip()
+        self.results.selectionChanged.connect(self._show_entry)
+        self.results.acceptRequested.connect(lambda e: self.doc.accept_result(e))
+        self.results.discardRequested.connect(lambda e: self.doc.discard_result(e))
+        self.results.rerunRequested.connect(self.rerun_with_new_seed)
+        self.results.copySettingsRequested.connect(self.copy_settings_from)
+        history = QDockWidget("Results", self, objectName="resultsDock")
+        history.setWidget(self.results)
+        history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, history)
+        self.resizeDocks([dock], [380], Qt.Orientation.Horizontal)
+        self.resizeDocks([history], [self.results.sizeHint().height()], Qt.Orientation.Vertical)
+
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+        self._autosave_timer = QTimer(self, interval=AUTOSAVE_MS, timeout=self.autosave)
+        self._autosave_timer.start()
+        self._update_actions()
+
+    # ------------------------------------------------------------------------------------------
+    # Construction
+
+    def _action(self, text, slot=None, shortcut=None, tip=None, checkable=False) -> QAction:
+        action = QAction(text, self, checkable=checkable)
+        if shortcut:
+            action.setShortcuts([QKeySequence(s) for s in (shortcut if isinstance(shortcut, list) else [shortcut])])
+        if tip:
+            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
+            action.setStatusTip(tip)
+        if slot:
+            action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work whatever has focus
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.open_action = a("Open…", self.choose_and_open, QKeySequence.StandardKey.Open, "Open a photo or project")
+        self.save_action = a("Save Project", self.save, QKeySequence.StandardKey.Save, "Save the project (.foi)")
+        self.save_as_action = a("Save Project As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.paste_action = a("Paste Photo", self.paste_photo, QKeySequence.StandardKey.Paste,
+                              "Open the photo on the clipboard")
+        self.export_action = a("Export…", self.export, "Ctrl+E", "Write the result as a layered file")
+        self.import_mask_action = a("Import Mask…", self.import_mask, tip="Replace the selected mask with a PNG")
+        self.export_mask_action = a("Export Mask…", self.export_mask, tip="Save the selected mask as a PNG")
+        self.quit_action = a("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.undo_action = a("Undo", self.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = a("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.add_action = a("Add Instruction", lambda: self.panel.add_instruction(), "Ctrl+Shift+N")
+        self.settings_action = a("Settings…", self.open_settings, "Ctrl+,", "Model, device and run settings")
+        self.find_action = a("Find regions", self.start_find_regions, "Ctrl+R",
+                             "Show where each instruction will act")
+        self.edit_action = a("Edit", self.start_edit, "Ctrl+Return", "Run the edit with these masks")
+        self.cancel_action = a("Cancel", self.cancel, "Esc", "Stop the running edit")
+        self.brush_action = a("Brush", lambda on: self.set_tool("brush" if on else None), "B",
+                              "Paint the selected instruction's mask", checkable=True)
+        self.eraser_action = a("Eraser", lambda on: self.set_tool("eraser" if on else None), "E",
+                               "Erase from the selected mask", checkable=True)
+        tools = QActionGroup(self)
+        tools.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
+        tools.addAction(self.brush_action)
+        tools.addAction(self.eraser_action)
+        self.swap_action = a("Swap Brush/Eraser", self.swap_tool, "X")
+        self.smaller_action = a("Smaller Brush", lambda: self.size_box.setValue(self.size_box.value() / BRUSH_STEP), "[")
+        self.larger_action = a("Larger Brush", lambda: self.size_box.setValue(self.size_box.value() * BRUSH_STEP), "]")
+        self.invert_action = a("Invert", lambda: self._mask_op("invert_mask"), "I", "Invert the selected mask")
+        self.clear_action = a("Clear", lambda: self._mask_op("clear_mask"), "Shift+Del", "Clear the selected mask")
+        self.grow_action = a("Grow", lambda: self._mask_op("grow_mask", self._edge_px()), tip="Grow the mask")
+        self.shrink_action = a("Shrink", lambda: self._mask_op("grow_mask", -self._edge_px()), tip="Shrink the mask")
+        self.feather_action = a("Feather", lambda: self._mask_op("feather_mask", self._edge_px()),
+                                tip="Soften the mask's edge")
+        self.masks_action = a("Masks", self.canvas.set_masks_visible, "M", "Show the instruction masks",
+                              checkable=True)
+        self.masks_action.setChecked(True)
+        self.compare_action = a("Compare", self.canvas.set_compare, "C",
+                                "Split view: original left, result right (drag to move)", checkable=True)
+        self.original_action = a("Show Original", lambda on: self.canvas.set_show_original(on), "\\",
+                                 "Hide the result to see the photo as it was", checkable=True)
+        self.fit_action = a("Fit", self.canvas.fit, "F", "Fit the photo in the window")
+        self.actual_action = a("100 %", self.canvas.actual_size, "1", "One photo pixel per screen pixel")
+        self.zoom_in_action = a("Zoom In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
+        self.zoom_out_action = a("Zoom Out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
+        self.about_action = a("About FoI Studio", self.about)
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Tools", objectName="tools", movable=False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(bar)
+        bar.addAction(self.open_action)
+        bar.addSeparator()
+        bar.addAction(self.find_action)
+        bar.addAction(self.edit_action)
+        bar.widgetForAction(self.edit_action).setObjectName("primary")
+        bar.addAction(self.cancel_action)
+        bar.addSeparator()
+        bar.addAction(self.brush_action)
+        bar.addAction(self.eraser_action)
+        bar.addWidget(QLabel("Size"))
+        self.size_box = QSpinBox(minimum=1, maximum=2000, value=40, suffix=" px", toolTip="Brush radius ([ and ])")
+        self.size_box.valueChanged.connect(lambda v: self.canvas.set_brush(radius=v))
+        bar.addWidget(self.size_box)
+        bar.addWidget(QLabel("Hardness"))
+        self.hardness_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.8,
+                                           toolTip="1 = hard edge, 0 = soft")
+        self.hardness_box.valueChanged.connect(lambda v: self.canvas.set_brush(hardness=v))
+        bar.addWidget(self.hardness_box)
+        for action in (self.invert_action, self.clear_action, self.grow_action, self.shrink_action,
+                       self.feather_action):
+            bar.addAction(action)
+        bar.addWidget(QLabel("by"))
+        self.edge_box = QSpinBox(minimum=1, maximum=500, value=8, suffix=" px",
+                                 toolTip="How far Grow, Shrink and Feather reach")
+        bar.addWidget(self.edge_box)
+        bar.addSeparator()
+        bar.addAction(self.masks_action)
+        bar.addAction(self.compare_action)
+        bar.addAction(self.export_action)
+        self.canvas.set_brush(radius=self.size_box.value(), hardness=self.hardness_box.value())
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.open_action)
+        self.recent_menu = menu.addMenu("Open Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        menu.addAction(self.paste_action)
+        menu.addSeparator()
+        menu.addAction(self.save_action)
+        menu.addAction(self.save_as_action)
+        menu.addAction(self.export_action)
+        menu.addSeparator()
+        menu.addAction(self.import_mask_action)
+        menu.addAction(self.export_mask_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        menu = self.menuBar().addMenu("&Edit")
+        for action in (self.undo_action, self.redo_action, None, self.add_action, None, self.find_action,
+                       self.edit_action, self.cancel_action, None, self.settings_action):
+            menu.addSeparator() if action is None else menu.addAction(action)
+        menu = self.menuBar().addMenu("&Mask")
+        for action in (self.brush_action, self.eraser_action, self.swap_action, self.smaller_action,
+                       self.larger_action, None, self.invert_action, self.clear_action, self.grow_action,
+                       self.shrink_action, self.feather_action, None, self.import_mask_action,
+                       self.export_mask_action):
+            menu.addSeparator() if action is None else menu.addAction(action)
+        menu = self.menuBar().addMenu("&View")
+        for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action, None,
+                       self.masks_action, self.compare_action, self.original_action):
+            menu.addSeparator() if action is None else menu.addAction(action)
+        self.menuBar().addMenu("&Help").addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel()
+        self.random_label = QLabel("RANDOM WEIGHTS — results are noise", objectName="randomWeights")
+        self.random_label.setToolTip("tiny-random is a test model with random weights: the whole flow works, "
+                                     "but it cannot really edit. Choose a real model in Settings.")
+        self.random_label.hide()
+        self.device_label = QLabel()
+        self.zoom_label = QLabel()
+        self.progress_bar = QProgressBar(maximumWidth=220, textVisible=False)
+        self.progress_bar.hide()
+        self.step_label = QLabel()
+        self.eta_label = QLabel()
+        # Permanent widgets: temporary messages (left) must not hide which model is in use.
+        bar.addPermanentWidget(self.model_label)
+        bar.addPermanentWidget(self.random_label)
+        bar.addPermanentWidget(self.device_label)
+        bar.addPermanentWidget(self.step_label)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.eta_label)
+        bar.addPermanentWidget(self.zoom_label)
+        self._show_model_state()
+
+    # ------------------------------------------------------------------------------------------
+    # Document
+
+    def set_document(self, doc: Document) -> None:
+        """Show doc (the old document's recovery copy is dropped: it was saved or declined)."""
+        if self.doc is not None:
+            self.doc.events.disconnect(self._on_doc_event)
+            self.recovery.discard(self.doc)
+        self.doc = doc
+        self.shown_entry = None
+        if doc is not None:
+            if doc.project_path is None and not doc.layers and not doc.results:
+                # A fresh photo takes the user's run settings; a project keeps its own.
+                self._apply_preferences_to(doc)
+            doc.events.connect(self._on_doc_event)
+        self.canvas.set_document(doc)
+        self.panel.set_document(doc)
+        self.results.set_document(doc)
+        self._active_layer_changed(self.panel.active_layer_id)
+        self._autosave_due = False
+        self._update_title()
+        self._update_actions()
+        self.documentChanged.emit(doc)
+
+    def _apply_preferences_to(self, doc: Document) -> None:
+        try:
+            doc.settings = self.preferences.edit_settings(doc.settings)
+        except FoiError as error:
+            log.warning("Stored settings refused: %s", error)
+        if self.preferences.fixed_seed:
+            doc.set_seed(self.preferences.seed, fixed=True)
+        doc.modified = False
+
+    def _on_doc_event(self, event) -> None:
+        self._autosave_due = True
+        if event.kind in ("history", "layers", "results"):
+            self._update_actions()
+        if event.kind in ("history", "layers", "layer", "mask", "results", "settings"):
+            self._update_title()
+
+    def _update_title(self) -> None:
+        if self.doc is None:
+            self.setWindowTitle("FoI Studio")
+            return
+        name = os.path.basename(self.doc.project_path or self.doc.source_path or "") or "Untitled"
+        self.setWindowTitle(f"{name}{' *' if self.doc.modified else ''} — FoI Studio")
+
+    def _update_actions(self) -> None:
+        has_doc = self.doc is not None
+        busy = self.task is not None and not self.task.done()
+        has_layers = has_doc and bool(self.doc.layers)
+        has_layer = has_doc and self.panel.active_layer_id is not None
+        self.find_action.setEnabled(has_layers and not busy)
+        self.edit_action.setEnabled(has_layers and not busy)
+        self.cancel_action.setEnabled(busy)
+        for action in (self.save_action, self.save_as_action):
+            action.setEnabled(has_doc)
+        self.export_action.setEnabled(has_doc and bool(self.doc.results))
+        for action in (self.invert_action, self.clear_action, self.grow_action, self.shrink_action,
+                       self.feather_action, self.import_mask_action, self.export_mask_action):
+            action.setEnabled(has_layer)
+        self.undo_action.setEnabled(has_doc and self.doc.can_undo)
+        self.redo_action.setEnabled(has_doc and self.doc.can_redo)
+        self.undo_action.setText(f"Undo {self.doc.undo_text}" if has_doc and self.doc.can_undo else "Undo")
+        self.redo_action.setText(f"Redo {self.doc.redo_text}" if has_doc and self.doc.can_redo else "Redo")
+
+    def _active_layer_changed(self, layer_id) -> None:
+        self.canvas.active_layer_id = layer_id
+        self._update_actions()
+
+    # ------------------------------------------------------------------------------------------
+    # Opening and saving
+
+    def open_sample(self) -> None:
+        """The bundled photo with two example instructions, so a new user sees the idea."""
+        doc = Document.open_photo(assets.resource(assets.SAMPLE_PHOTO))
+        for text, keyword in assets.SAMPLE_INSTRUCTIONS:
+            doc.add_layer(text, keyword)
+        doc.history.clear()
+        doc.modified = False
+        doc.source_path = None  # a sample is "Untitled": Save asks where
+        self.set_document(doc)
+        self.panel.select(doc.layers[0].id)
+
+    def open_path(self, path: str) -> bool:
+        if not self._may_discard():
+            return False
+        try:
+            doc = open_project(path) if path.lower().endswith(PROJECT_SUFFIX) else Document.open_photo(path)
+        except (FoiError, OSError) as error:
+            show_error(self, "Cannot open this file", error)
+            return False
+        self.set_document(doc)
+        self.preferences.add_recent(path)
+        save_preferences(self.preferences)
+        self.statusBar().showMessage(f"Opened {os.path.basename(path)}", 4000)
+        return True
+
+    def choose_and_open(self) -> None:
+        folder = os.path.dirname(self.preferences.recent[0]) if self.preferences.recent else \
+            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        path, _filter = QFileDialog.getOpenFileName(self, "Open a photo or project", folder, PHOTO_FILTER)
+        if path:
+            self.open_path(path)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.preferences.recent:
+            self.recent_menu.addAction(os.path.basename(path), lambda p=path: self.open_path(p)).setToolTip(path)
+        if not self.preferences.recent:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+
+    def paste_photo(self) -> None:
+        """A photo on the clipboard (an image, or a copied file) becomes the document."""
+        data = QGuiApplication.clipboard().mimeData()
+        if data is not None and data.hasUrls():
+            local = [url.toLocalFile() for url in data.urls() if url.isLocalFile()]
+            if local:
+                self.open_path(local[0])
+                return
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.statusBar().showMessage("The clipboard holds no picture.", 4000)
+            return
+        if not self._may_discard():
+            return
+        from foi_engine.photo import prepare_photo
+        try:
+            self.set_document(Document(prepare_photo(qimage_to_pil(image))))
+        except FoiError as error:
+            show_error(self, "Cannot use this picture", error)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_path(urls[0]))  # not inside the drop (dialogs may follow)
+
+    def save(self) -> bool:
+        if self.doc is None:
+            return False
+        if self.doc.project_path is None:
+            return self.save_as()
+        return self._save_to(self.doc.project_path)
+
+    def save_as(self) -> bool:
+        if self.doc is None:
+            return False
+        base = self.doc.project_path or self.doc.source_path or os.path.join(
+            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation), "Untitled")
+        suggestion = os.path.splitext(base)[0] + PROJECT_SUFFIX
+        path, _filter = QFileDialog.getSaveFileName(self, "Save project", suggestion, "FoI projects (*.foi)")
+        if not path:
+            return False
+        if not path.lower().endswith(PROJECT_SUFFIX):
+            path += PROJECT_SUFFIX
+        return self._save_to(path)
+
+    def _save_to(self, path: str) -> bool:
+        try:
+            save_project(self.doc, path)
+        except (FoiError, OSError) as error:
+            show_error(self, "Could not save", error)
+            return False
+        self.recovery.discard(self.doc)
+        self.preferences.add_recent(path)
+        save_preferences(self.preferences)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {os.path.basename(path)}", 4000)
+        return True
+
+    def _may_discard(self) -> bool:
+        """Ask before an unsaved document goes away. False = the user wants to keep it."""
+        if self.doc is None or not self.doc.modified:
+            return True
+        answer = QMessageBox.question(
+            self, "Save changes?", "This photo's instructions, masks or results are not saved. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def autosave(self) -> None:
+        """Keep a recovery copy of unsaved work (offered back after a crash)."""
+        if self.doc is None or not self._autosave_due or not self.doc.modified:
+            return
+        try:
+            self.recovery.autosave(self.doc)
+            self._autosave_due = False
+        except (FoiError, OSError) as error:
+            log.warning("Autosave failed: %s", error)
+
+    def offer_recovery(self) -> bool:
+        """After a crash: offer the newest recovery copy back. True if one was opened."""
+        for item in self.recovery.pending():
+            if item.error:
+                self.recovery.discard(item)
+                continue
+            answer = QMessageBox.question(
+                self, "Recover unsaved work?",
+                f"FoI Studio did not close properly. Recover “{item.title}” as it was at "
+                f"{time.strftime('%H:%M on %d %b', time.localtime(item.saved_at))}?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                try:
+                    self.set_document(self.recovery.recover(item))
+                    return True
+                except FoiError as error:
+                    show_error(self, "Cannot recover", error)
+            elif answer == QMessageBox.StandardButton.Discard:
+                self.recovery.discard(item)
+            else:
+                return False  # keep the rest for next time
+        return False
+
+    # ------------------------------------------------------------------------------------------
+    # Masks
+
+    def set_tool(self, tool: str | None) -> None:
+        self.brush_action.setChecked(tool == "brush")
+        self.eraser_action.setChecked(tool == "eraser")
+        self.canvas.set_tool(tool)
+        if tool is not None:
+            if self.compare_action.isChecked():
+                self.compare_action.setChecked(False)
+                self.canvas.set_compare(False)
+            if not self.masks_action.isChecked():
+                self.masks_action.setChecked(True)
+                self.canvas.set_masks_visible(True)
+            if self.panel.active_layer_id is None:
+                self.statusBar().showMessage("Select an instruction to paint its mask.", 4000)
+
+    def swap_tool(self) -> None:
+        self.set_tool("eraser" if self.canvas.tool == "brush" else "brush")
+
+    def _edge_px(self) -> int:
+        return self.edge_box.value()
+
+    def _mask_op(self, name: str, *args) -> None:
+        if self.doc is None or self.panel.active_layer_id is None:
+            return
+        getattr(self.doc, name)(self.panel.active_layer_id, *args)
+
+    def import_mask(self) -> None:
+        if self.panel.active_layer_id is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import a mask", "", "Images (*.png *.jpg *.tif *.tiff *.webp)")
+        if path:
+            try:
+                self.doc.import_mask(self.panel.active_layer_id, path)
+            except (FoiError, OSError) as error:
+                show_error(self, "Cannot use this mask", error)
+
+    def export_mask(self) -> None:
+        if self.panel.active_layer_id is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export the mask", "mask.png", "PNG (*.png)")
+        if path:
+            try:
+                self.doc.export_mask(self.panel.active_layer_id, path)
+            except (FoiError, OSError) as error:
+                show_error(self, "Could not save the mask", error)
+
+    def undo(self) -> None:
+        if self.doc is not None:
+            self.doc.undo()
+
+    def redo(self) -> None:
+        if self.doc is not None:
+            self.doc.redo()
+
+    # ------------------------------------------------------------------------------------------
+    # Engine runs
+
+    def _model_choice(self) -> ModelChoice:
+        prefs = self.preferences
+        device = self._device_override or (None if prefs.device == "auto" else prefs.device)
+        return ModelChoice(self._model_override or prefs.model, device, prefs.precision)
+
+    def start_find_regions(self) -> asyncio.Task | None:
+        return self._start(self.find_regions())
+
+    def start_edit(self) -> asyncio.Task | None:
+        return self._start(self.run_edit())
+
+    def _start(self, coroutine) -> asyncio.Task | None:
+        if self.task is not None and not self.task.done():
+            coroutine.close()
+            return None
+        self.task = asyncio.ensure_future(self._guard(coroutine))
+        self._update_actions()
+        return self.task
+
+    async def _guard(self, coroutine):
+        """Every run ends here: errors become messages, the UI goes back to idle."""
+        try:
+            return await coroutine
+        except Cancelled:
+            self.statusBar().showMessage("Cancelled.", 4000)
+        except ModelError as error:
+            self._close_load_dialog()
+            self._show_model_state()
+            replacement = ask_model_missing(self, error)
+            if replacement:
+                self._model_override = replacement
+                self.client.set_model(self._model_choice())
+                self._show_model_state()
+        except OutOfMemoryError as error:
+            show_error(self, "Out of memory", error)
+        except FoiError as error:
+            show_error(self, "Cannot do this", error)
+        except Exception as error:  # noqa: BLE001 - a message, the log keeps the details
+            log.exception("Run failed")
+            show_error(self, "Something went wrong", f"{error}\n\nThe details are in FoI Studio's log.")
+        finally:
+            self._close_load_dialog()
+            self._end_progress()
+            # The task is done only after this returns: let _update_actions see it so.
+            QTimer.singleShot(0, self._update_actions)
+        return None
+
+    async def find_regions(self):
+        doc = self.doc
+        instructions = doc.instructions()
+        layer_ids = [layer.id for layer in doc.layers]
+        self._begin_progress("Finding regions…")
+        located = await self.client.locate(doc.photo, instructions, doc.settings, doc.seed)
+        if doc is not self.doc:
+            return None
+        doc.apply_grounding(located, layer_ids)
+        self.masks_action.setChecked(True)
+        self.canvas.set_masks_visible(True)
+        self.statusBar().showMessage("Regions found: paint to correct them, then Edit.", 6000)
+        return located
+
+    async def run_edit(self, seed: int | None = None):
+        doc = self.doc
+        if seed is not None:
+            doc.set_seed(seed)
+            fixed, doc.fixed_seed = doc.fixed_seed, True
+        try:
+            request = doc.edit_request()
+        finally:
+            if seed is not None:
+                doc.fixed_seed = fixed
+        self._begin_progress("Editing…")
+        self._preview_box = doc.frame(request.settings.resolution).box
+        result = await self.client.edit(request.photo, request.instructions, request.settings, request.seed,
+                                        request.masks)
+        if doc is not self.doc:
+            return None
+        entry = doc.add_result(result, request)
+        self.results.select(entry)
+        self._show_entry(entry)
+        self.masks_action.setChecked(False)
+        self.canvas.set_masks_visible(False)
+        seconds = time.monotonic() - self._run_started
+        self.statusBar().showMessage(f"Edited in {_fmt_seconds(seconds)} (seed {request.seed}).", 8000)
+        return entry
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.client.cancel()
+            self.step_label.setText("Cancelling…")
+
+    def rerun_with_new_seed(self, entry) -> None:
+        import random
+
+        self.copy_settings_from(entry, keep_seed=False)
+        self._start(self.run_edit(seed=random.randrange(2**31)))
+
+    def copy_settings_from(self, entry, keep_seed: bool = True) -> None:
+        self.doc.settings = entry.settings
+        if keep_seed:
+            self.doc.set_seed(entry.seed, fixed=True)
+        self.statusBar().showMessage(
+            f"Using the settings of that result{f' and its seed {entry.seed}' if keep_seed else ''}.", 5000)
+
+    # -- progress ----------------------------------------------------------------------------
+    def _begin_progress(self, text: str) -> None:
+        self._run_started = time.monotonic()
+        self._steps_started = None
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.step_label.setText(text)
+        self.eta_label.setText("")
+
+    def _end_progress(self) -> None:
+        self.progress_bar.hide()
+        self.step_label.setText("")
+        self.eta_label.setText("")
+
+    def _on_progress(self, step: int, steps: int, preview) -> None:
+        done = step + 1
+        now = time.monotonic()
+        if self._steps_started is None:
+            # Time left from the steps' own pace (the first step includes loading and setup).
+            self._steps_started = (now, done)
+        self.progress_bar.setRange(0, steps)
+        self.progress_bar.setValue(done)
+        self.step_label.setText(f"Step {done}/{steps}")
+        start, first = self._steps_started
+        if done > first:
+            per_step = (now - start) / (done - first)
+            self.eta_label.setText(f"{_fmt_seconds(per_step * (steps - done))} left")
+        if preview is not None and self.doc is not None:
+            self.canvas.show_result(preview, self._preview_box)
+
+    def _on_loading(self, done: int, total: int, text: str) -> None:
+        if self._load_dialog is None:
+            self._load_dialog = QProgressDialog(self)
+            self._load_dialog.setWindowTitle("Loading the model")
+            self._load_dialog.setCancelButton(None)
+            self._load_dialog.setMinimumDuration(500)
+            self._load_dialog.setWindowModality(Qt.WindowModality.NonModal)
+        dialog = self._load_dialog
+        dialog.setLabelText(f"{text}\n(once per session; the window stays usable)")
+        dialog.setRange(0, total if total > 0 else 0)
+        if total > 0:
+            dialog.setValue(min(done, total))
+        self.model_label.setText(f"Model: {self._model_choice().model} (loading…)")
+
+    def _close_load_dialog(self) -> None:
+        if self._load_dialog is not None:
+            self._load_dialog.close()
+            self._load_dialog.deleteLater()
+            self._load_dialog = None
+
+    def _on_loaded(self, info) -> None:
+        self._close_load_dialog()
+        self._show_model_state()
+        self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
+
+    def _show_model_state(self) -> None:
+        info = self.client.info
+        if info is None:
+            self.model_label.setText(f"Model: {self._model_choice().model} (loads when first needed)")
+            self.device_label.setText("")
+            self.random_label.setVisible(self._model_choice().model == TINY_RANDOM)
+        else:
+            self.model_label.setText(f"Model: {info.model_name}")
+            self.device_label.setText(f"Device: {info.device}")
+            self.random_label.setVisible(info.random_weights)
+
+    # ------------------------------------------------------------------------------------------
+    # Results and export
+
+    def _show_entry(self, entry) -> None:
+        self.shown_entry = entry
+        if entry is None:
+            self.canvas.show_result(None)
+        else:
+            self.canvas.show_result(entry.image, entry.frame.box)
+        self._update_actions()
+
+    def export(self) -> None:
+        if self.doc is None or not self.doc.results:
+            return
+        entry = self.results.current() or self.doc.accepted_result or self.doc.results[-1]
+        stem = os.path.splitext(os.path.basename(self.doc.project_path or self.doc.source_path or "edit"))[0]
+        folder = os.path.dirname(self.doc.project_path or self.doc.source_path or "") or \
+            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        dialog = ExportDialog(f"{stem}-edited", folder, self)
+        if dialog.exec() != ExportDialog.DialogCode.Accepted or not dialog.path:
+            return
+        self.export_to(dialog.path, entry, dialog.kind, dialog.feather.value())
+
+    def export_to(self, path: str, entry=None, kind: str | None = None, feather: float | None = None) -> list[str]:
+        try:
+            written = self.doc.export(path, entry, kind, feather if kind == "full" else None)
+        except (FoiError, OSError) as error:
+            show_error(self, "Could not export", error)
+            return []
+        self.statusBar().showMessage(f"Exported {', '.join(os.path.basename(p) for p in written)}", 6000)
+        return written
+
+    # ------------------------------------------------------------------------------------------
+    # Settings, about, closing
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.preferences, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        old_choice = self._model_choice()
+        dialog.apply_to(self.preferences)
+        save_preferences(self.preferences)
+        if dialog.model() != (self._model_override or old_choice.model):
+            self._model_override = None  # the user chose: the command line's choice gives way
+        if self.doc is not None:
+            self.doc.settings = self.preferences.edit_settings(self.doc.settings)
+            self.doc.set_seed(self.preferences.seed if self.preferences.fixed_seed else self.doc.seed,
+                              fixed=self.preferences.fixed_seed)
+        if self._model_choice() != old_choice:
+            self.client.set_model(self._model_choice())
+            self.panel.set_token_counter(None, None)
+            self._show_model_state()
+
+    def about(self) -> None:
+        from . import __version__
+
+        QMessageBox.about(self, "About FoI Studio",
+                          f"<b>FoI Studio {__version__}</b><p>Edits photos with plain-language instructions, each "
+                          "applied only where it belongs (“Focus on Your Instruction”, CVPR 2024, on "
+                          "InstructPix2Pix).</p>")
+
+    def closeEvent(self, event) -> None:
+        if not self._may_discard():
+            event.ignore()
+            return
+        self.hide()  # the current step may take a moment to finish
+        self.client.cancel()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self.client.shutdown()
+        if self.doc is not None:
+            self.recovery.discard(self.doc)
+        event.accept()
