@@ -101,6 +101,11 @@ class MaskOverlayItem(QGraphicsItem):
         # Repaint what the preview pixels cover (a little wider than rect when reduced).
         self.update(QRectF(px0 * f, py0 * f, (px1 - px0) * f, (py1 - py0) * f))
 
+    def preview_alpha(self) -> np.ndarray:
+        """The overlay's alpha as painted zoomed out (uint8, the reduced size): what a test or
+        benchmark can check without reading the screen."""
+        return (self._preview >> 24).astype(np.uint8)
+
     def _tile(self, tx: int, ty: int) -> QImage:
         tile = self._tiles.get((tx, ty))
         if tile is None:

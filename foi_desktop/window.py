@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self._run_started = 0.0
         self._load_dialog: QProgressDialog | None = None
 
+        self._owns_client = client is None  # a shared client (tests) outlives the window
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
@@ -767,7 +768,12 @@ class MainWindow(QMainWindow):
         self.client.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
-        self.client.shutdown()
+        if self._owns_client:
+            self.client.shutdown()
+        else:
+            for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
+                                 (self.client.progress, self._on_progress)):
+                signal.disconnect(slot)
         if self.doc is not None:
             self.recovery.discard(self.doc)
         event.accept()
