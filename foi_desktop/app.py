@@ -13,6 +13,8 @@ import sys
 import traceback
 from logging.handlers import RotatingFileHandler
 
+from . import __version__
+
 log = logging.getLogger("foi_desktop")
 
 
@@ -25,6 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", help='hub id, local model folder, or "tiny-random" (random weights, no download;'
                                         " for trying the app)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    parser.add_argument("--version", action="version", version=f"FoI Studio {__version__}")
+    parser.add_argument("--self-check", action="store_true",
+                        help="check this installation without a window (tiny model, sample photo) and exit")
     return parser.parse_args(argv)
 
 
@@ -114,6 +119,10 @@ def create_window(args: argparse.Namespace):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.self_check:
+        from .selfcheck import run_self_check
+
+        return run_self_check(device=args.device)
     import qasync
 
     app = create_application()
