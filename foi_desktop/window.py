@@ -94,6 +94,8 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()
+        if self.client.info is not None:
+            self._on_loaded(self.client.info)
         self._autosave_timer = QTimer(self, interval=AUTOSAVE_MS, timeout=self.autosave)
         self._autosave_timer.start()
         self._update_actions()
@@ -254,16 +256,16 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # Document
 
-    def set_document(self, doc: Document) -> None:
-        """Show doc (the old document's recovery copy is dropped: it was saved or declined)."""
+    def set_document(self, doc: Document, fresh: bool = False) -> None:
+        """Show doc (the old document's recovery copy is dropped: it was saved or declined).
+        fresh: a new photo, which takes the user's run settings (a project keeps its own)."""
         if self.doc is not None:
             self.doc.events.disconnect(self._on_doc_event)
             self.recovery.discard(self.doc)
         self.doc = doc
         self.shown_entry = None
         if doc is not None:
-            if doc.project_path is None and not doc.layers and not doc.results:
-                # A fresh photo takes the user's run settings; a project keeps its own.
+            if fresh:
                 self._apply_preferences_to(doc)
             doc.events.connect(self._on_doc_event)
         self.canvas.set_document(doc)
@@ -332,18 +334,19 @@ class MainWindow(QMainWindow):
         doc.history.clear()
         doc.modified = False
         doc.source_path = None  # a sample is "Untitled": Save asks where
-        self.set_document(doc)
+        self.set_document(doc, fresh=True)
         self.panel.select(doc.layers[0].id)
 
     def open_path(self, path: str) -> bool:
         if not self._may_discard():
             return False
+        is_project = path.lower().endswith(PROJECT_SUFFIX)
         try:
-            doc = open_project(path) if path.lower().endswith(PROJECT_SUFFIX) else Document.open_photo(path)
+            doc = open_project(path) if is_project else Document.open_photo(path)
         except (FoiError, OSError) as error:
             show_error(self, "Cannot open this file", error)
             return False
-        self.set_document(doc)
+        self.set_document(doc, fresh=not is_project)
         self.preferences.add_recent(path)
         save_preferences(self.preferences)
         self.statusBar().showMessage(f"Opened {os.path.basename(path)}", 4000)
@@ -379,7 +382,7 @@ class MainWindow(QMainWindow):
             return
         from foi_engine.photo import prepare_photo
         try:
-            self.set_document(Document(prepare_photo(qimage_to_pil(image))))
+            self.set_document(Document(prepare_photo(qimage_to_pil(image))), fresh=True)
         except FoiError as error:
             show_error(self, "Cannot use this picture", error)
 

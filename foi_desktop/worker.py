@@ -171,6 +171,8 @@ class EngineClient(QObject):
 
     def set_model(self, choice: ModelChoice) -> None:
         """Use this model from the next request on; nothing loads until one needs it."""
+        if choice == self.choice:
+            return  # keep the loaded engine
         self.choice, self.info = choice, None
         self.submit.emit(_Request(0, "configure", (choice,)))
 
