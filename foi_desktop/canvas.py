@@ -20,6 +20,7 @@ from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
 MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
+MAX_SEPARATE_RECTS = 8
 
 
 def _scale(painter: QPainter) -> float:
@@ -78,12 +79,14 @@ class MaskOverlayItem(QGraphicsItem):
         return QRectF(0, 0, *self._size)
 
     def sync_layer(self) -> None:
-        """Colour and opacity from the layer (a new colour costs a full re-colour)."""
+        """Colour and opacity from the layer. Both live in the look-up table (Qt paints an
+        opaque-item image faster than one with item opacity), so a change re-colours."""
         layer = self.layer
-        self.setOpacity(float(layer.opacity))
-        if tuple(layer.color) != self._color:
-            self._color = tuple(layer.color)
-            self._lut = overlay_lut(self._color)
+        look = (tuple(layer.color), round(float(layer.opacity), 3))
+        if look != self._color:
+            self._color = look
+            self._lut = overlay_lut(*look)
+            self._tiles.clear()
             self.refresh(None)
 
     def refresh(self, rect) -> None:
@@ -117,6 +120,15 @@ class MaskOverlayItem(QGraphicsItem):
     def paint(self, painter: QPainter, option, widget=None) -> None:
         exposed = option.exposedRect & self.boundingRect()
         f = self._factor
+        # Nearest-neighbour is enough for a translucent mask and several times cheaper than
+        # smooth scaling (which the photo keeps).
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        try:
+            self._paint_pixels(painter, exposed, f)
+        finally:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)  # the view's hint
+
+    def _paint_pixels(self, painter: QPainter, exposed: QRectF, f: int) -> None:
         if f == 1 or _scale(painter) * f <= 1.0:
             source = QRectF(exposed.x() / f, exposed.y() / f, exposed.width() / f, exposed.height() / f)
             painter.drawImage(exposed, self._preview_image, source)
@@ -246,7 +258,10 @@ class CanvasView(QGraphicsView):
             overlay.setVisible(self._masks_visible and overlay.layer.visible)
         elif event.kind == "mask" and event.layer_id in self._overlays:
             overlay = self._overlays[event.layer_id]
-            for rect in event.rects or (event.rect,):
+            # A few tiles (a brush dab) one by one; many (a threshold band) as one rectangle:
+            # one numpy pass costs less than hundreds of small ones.
+            rects = event.rects if event.rects and len(event.rects) <= MAX_SEPARATE_RECTS else (event.rect,)
+            for rect in rects:
                 overlay.refresh(rect)
         elif event.kind == "photo":
             self.set_document(self.doc)

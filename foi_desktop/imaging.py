@@ -15,7 +15,7 @@ from PySide6.QtGui import QImage
 
 # Zoomed out, a reduced copy is painted instead of the full photo: a 24-megapixel photo
 # scaled on every repaint would cost far more than the screen can show.
-PREVIEW_LONG_SIDE = 2048
+PREVIEW_LONG_SIDE = 1600
 
 
 def preview_factor(size: tuple[int, int]) -> int:
@@ -44,9 +44,9 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     return pil if image.hasAlphaChannel() else pil.convert("RGB")
 
 
-def overlay_lut(color: tuple[int, int, int]) -> np.ndarray:
-    """uint32 premultiplied ARGB for every mask value 0..255."""
-    alpha = np.arange(256, dtype=np.uint32)
+def overlay_lut(color: tuple[int, int, int], opacity: float = 1.0) -> np.ndarray:
+    """uint32 premultiplied ARGB for every mask value 0..255, at the layer's opacity."""
+    alpha = np.round(np.arange(256) * float(np.clip(opacity, 0.0, 1.0))).astype(np.uint32)
     r, g, b = (np.uint32(c) * alpha // 255 for c in color)
     return (alpha << 24) | (r << 16) | (g << 8) | b
 

@@ -110,10 +110,13 @@ class InstructionRow(QFrame):
         self.visible_box.setChecked(layer.visible)
         if self.text_edit.text() != layer.text:
             self.text_edit.setText(layer.text)
-        self.keyword_box.clear()
-        self.keyword_box.addItem(WHOLE_IMAGE, None)
-        for word in layer.words():
-            self.keyword_box.addItem(word, word)
+        words = layer.words()
+        if words != [self.keyword_box.itemData(i) for i in range(1, self.keyword_box.count())] \
+                or self.keyword_box.count() == 0:
+            self.keyword_box.clear()
+            self.keyword_box.addItem(WHOLE_IMAGE, None)
+            for word in words:
+                self.keyword_box.addItem(word, word)
         index = self.keyword_box.findData(layer.keyword) if layer.keyword else 0
         self.keyword_box.setCurrentIndex(max(0, index))
         self.strength_box.setValue(layer.strength)
@@ -174,6 +177,7 @@ class InstructionPanel(QWidget):
         self.active_layer_id: str | None = None
         self._token_counter = None  # callable(instructions) -> int | None
         self._max_tokens: int | None = None
+        self._counted = None
 
         self._rows_box = QVBoxLayout()
         self._rows_box.setSpacing(6)
@@ -255,6 +259,10 @@ class InstructionPanel(QWidget):
         """"Tokens 23 / 77", red past the limit; silent until the model (and so its tokenizer) is loaded."""
         label = self.tokens_label
         texts = [layer.text for layer in self.doc.layers if layer.text.strip()] if self.doc else []
+        key = (tuple(texts), self._token_counter, self._max_tokens)
+        if key == self._counted:
+            return  # a τ drag must not re-tokenize on every move
+        self._counted = key
         count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
         if count is None or self._max_tokens is None:
             label.setText("")

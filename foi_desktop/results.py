@@ -58,6 +58,7 @@ class ResultsStrip(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        self.setMaximumHeight(THUMB + 60)  # a strip: the canvas keeps the height
         self._enable()
 
     def set_document(self, doc) -> None:
