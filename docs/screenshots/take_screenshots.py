@@ -1,0 +1,103 @@
+"""Screenshots of the flow, taken from the real window on an X display (not offscreen):
+
+    xvfb-run -s "-screen 0 1600x1000x24" python3 docs/screenshots/take_screenshots.py
+
+Uses the tiny random-weight model, so the "results" are noise by design; the UI around
+them is what these pictures show."""
+
+import asyncio
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+os.environ["HF_HUB_OFFLINE"] = "1"
+_private = tempfile.mkdtemp(prefix="foi-shots-")
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+    os.environ[_name] = os.path.join(_private, _name.lower())
+
+
+def main() -> None:
+    import qasync
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QCursor
+    from PySide6.QtWidgets import QApplication
+
+    from foi_desktop.app import create_application
+    from foi_desktop.dialogs import ExportDialog, SettingsDialog
+    from foi_desktop.preferences import Preferences
+    from foi_desktop.window import MainWindow
+    from foi_engine import EditSettings
+
+    app = create_application()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    def settle(seconds=0.4):
+        loop.run_until_complete(asyncio.sleep(seconds))
+
+    def shot(name):
+        settle()
+        app.primaryScreen().grabWindow(0).save(os.path.join(HERE, name))
+        print("wrote", name)
+
+    window = MainWindow(Preferences(model="tiny-random", steps=8, resolution=256, fixed_seed=True, seed=3))
+    window.setGeometry(0, 0, 1600, 1000)
+    window.show()
+    window.open_sample()
+    shot("01-start-sample.png")
+
+    loop.run_until_complete(window.start_find_regions())
+    shot("02-find-regions.png")
+
+    canvas = window.canvas
+    layer = window.doc.layers[1]
+    window.panel.select(layer.id)
+    window.set_tool("brush")
+    window.size_box.setValue(28)
+    canvas.paint_stroke([(40, 330), (120, 360), (220, 380), (320, 385)])
+    window.set_tool("eraser")
+    canvas.paint_stroke([(420, 40), (520, 90)])
+    window.set_tool("brush")
+    QCursor.setPos(canvas.mapToGlobal(canvas.mapFromScene(QPointF(470, 300))))
+    canvas.setFocus()
+    settle()
+    canvas._update_cursor(QPointF(470, 300))
+    shot("03-brush-and-eraser.png")
+
+    window.set_tool(None)
+    window.doc.settings = EditSettings(steps=60, resolution=256)
+    task = window.start_edit()
+    seen = []
+    window.client.progress.connect(lambda step, steps, preview: seen.append(step))
+    while len(seen) < 12 and not task.done():
+        settle(0.1)
+    shot("04-editing-progress.png")
+    loop.run_until_complete(task)
+    shot("05-result-history.png")
+
+    window.compare_action.trigger()
+    canvas.set_split(0.45)
+    shot("06-compare-split.png")
+    window.compare_action.trigger()
+
+    export = ExportDialog("coffee-edited", os.path.expanduser("~/Pictures"), window)
+    export.show()
+    export.move(window.geometry().center() - export.rect().center())
+    shot("07-export-dialog.png")
+    export.close()
+
+    settings = SettingsDialog(window.preferences, window)
+    settings.show()
+    settings.move(window.geometry().center() - settings.rect().center())
+    shot("08-settings.png")
+    settings.close()
+
+    window.doc.modified = False
+    window.close()
+    QApplication.processEvents()
+
+
+if __name__ == "__main__":
+    main()
