@@ -1,0 +1,219 @@
+"""Evaluate FoI against vanilla InstructPix2Pix on held-out shape scenes:
+`python -m foi_engine.shapes.evaluate`.
+
+For every held-out example both runs use the same model, seed and settings except
+`focus`. Measured (pixel values 0–255, the VAE round trip of the source included):
+- mask IoU: FoI's extracted mask (grounding grid, upsampled nearest to 64×64) against
+  the exact edit mask, for instructions naming a shape (whole-image ones have no mask);
+- PSNR outside: result vs source on the pixels no instruction should touch;
+- change inside: mean RGB distance result–source on each instruction's true region;
+- lands: the region's mean colour in the result is, of all palette colours, nearest to
+  the asked colour; for FoI's masks, "own shape": the mask overlaps the named shape more
+  than any other shape.
+Prints a table, writes JSON and a PNG sheet of examples (source, true mask, FoI masks,
+vanilla, FoI, target)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .data import COLOURS, SIZE, Example, make_example
+
+PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)
+NAMES = list(COLOURS)
+# What the shapes model is evaluated with: 64 px, masks from the 16×16 layers (the
+# engine's default factor 4 would give a 4×4 grid at this size), 40 denoising steps.
+SETTINGS = dict(steps=50, resolution=SIZE, grounding_factor=1)
+FACTORS = (1, 2, 4)  # 16×16, 8×8 and 4×4 grounding grids
+
+
+def settings(focus: bool, **overrides):
+    from foi_engine import EditSettings
+
+    return EditSettings(**{**SETTINGS, **overrides, "focus": focus})
+
+
+def instructions_of(example: Example):
+    from foi_engine import Instruction
+
+    return [Instruction(edit.text, keyword=edit.keyword) for edit in example.edits]
+
+
+def upsample(mask: np.ndarray) -> np.ndarray:
+    """A grounding-grid mask to the 64×64 pixels it covers (nearest)."""
+    factor = SIZE // mask.shape[0]
+    return np.kron(mask.astype(np.uint8), np.ones((factor, factor), dtype=np.uint8)).astype(bool)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    if not where.any():
+        return float("nan")
+    mse = np.mean((a[where].astype(np.float64) - b[where].astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def change(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    return float(np.linalg.norm(a[where].astype(np.float64) - b[where].astype(np.float64), axis=-1).mean())
+
+
+def lands(result: np.ndarray, where: np.ndarray, colour: str) -> bool:
+    mean = result[where].astype(np.float64).mean(axis=0)
+    return bool(NAMES[int(np.argmin(np.linalg.norm(PALETTE - mean, axis=1)))] == colour)
+
+
+def own_shape(mask: np.ndarray, example: Example, target: str) -> bool:
+    overlaps = {name: (mask & shape).sum() for name, shape in example.shapes.items()}
+    return bool(max(overlaps, key=overlaps.get) == target and overlaps[target] > 0)
+
+
+def measure(engine, example: Example, seed: int, overrides: dict | None = None) -> dict:
+    """Both runs on one example, and the numbers of each."""
+    source = Image.fromarray(example.source)
+    outside = ~np.any([edit.mask for edit in example.edits], axis=0)
+    record = {"text": example.text, "targets": [e.target for e in example.edits], "seed": seed}
+    images = {}
+    for name, focus in (("vanilla", False), ("foi", True)):
+        result = engine.edit(source, instructions_of(example), settings(focus, **(overrides or {})), seed=seed)
+        pixels = np.asarray(result.image)
+        images[name] = pixels
+        record[name] = {
+            "psnr_outside": psnr(pixels, example.source, outside),
+            "change_inside": [change(pixels, example.source, e.mask) for e in example.edits],
+            "lands": [lands(pixels, e.mask, e.colour) for e in example.edits],
+        }
+        if focus:
+            masks = [upsample(m) for m in result.grounding.masks]
+            images["masks"] = masks
+            shaped = [(m, e) for m, e in zip(masks, example.edits) if e.keyword is not None]
+            record["mask_iou"] = [iou(m, e.mask) for m, e in shaped]
+            record["own_shape"] = [own_shape(m, example, e.target) for m, e in shaped]
+    # The grounding masks at every factor the UNet offers (one UNet step each).
+    for factor in FACTORS:
+        located = engine.locate(source, instructions_of(example), settings(True, grounding_factor=factor), seed=seed)
+        record[f"mask_iou_factor_{factor}"] = [iou(upsample(m), e.mask) for m, e in zip(located.masks, example.edits)
+                                               if e.keyword is not None]
+    return record, images
+
+
+def summarise(records: list[dict]) -> dict:
+    def mean(values):
+        values = [v for v in values if v == v]  # drop NaN (no outside pixels)
+        return float(np.mean(values)) if values else float("nan")
+
+    summary = {"examples": len(records)}
+    ious = [x for r in records for x in r["mask_iou"]]
+    summary["mask_iou"] = mean(ious)
+    summary["mask_iou_at_least_0.5"] = mean([x >= 0.5 for x in ious])
+    summary["own_shape"] = mean([x for r in records for x in r["own_shape"]])
+    for factor in FACTORS:
+        summary[f"mask_iou_factor_{factor}"] = mean([x for r in records for x in r[f"mask_iou_factor_{factor}"]])
+    for name in ("vanilla", "foi"):
+        summary[name] = {
+            "psnr_outside": mean([r[name]["psnr_outside"] for r in records]),
+            "change_inside": mean([x for r in records for x in r[name]["change_inside"]]),
+            "lands": mean([x for r in records for x in r[name]["lands"]]),
+        }
+    summary["inside_ratio_foi_vs_vanilla"] = summary["foi"]["change_inside"] / summary["vanilla"]["change_inside"]
+    summary["foi_psnr_gain_db"] = summary["foi"]["psnr_outside"] - summary["vanilla"]["psnr_outside"]
+    return summary
+
+
+def mask_picture(masks: list[np.ndarray]) -> np.ndarray:
+    tints = np.array([(255, 80, 80), (80, 220, 80), (90, 120, 255)], dtype=np.float64)
+    picture = np.zeros((SIZE, SIZE, 3))
+    for i, mask in enumerate(masks):
+        picture[mask] = np.maximum(picture[mask], tints[i % 3])
+    return picture.astype(np.uint8)
+
+
+def sheet(rows: list[tuple[Example, dict]], path: Path, scale: int = 3) -> None:
+    columns = ("source", "true mask", "FoI masks", "vanilla", "FoI", "target")
+    cell, label = SIZE * scale, 14
+    image = Image.new("RGB", (cell * len(columns), label + len(rows) * (cell + label)), "white")
+    draw = ImageDraw.Draw(image)
+    for c, name in enumerate(columns):
+        draw.text((c * cell + 4, 1), name, fill="black")
+    for r, (example, images) in enumerate(rows):
+        top = label + r * (cell + label)
+        draw.text((4, top + 1), example.text[:110], fill="black")
+        tiles = (example.source, mask_picture([e.mask for e in example.edits]), mask_picture(images["masks"]),
+                 images["vanilla"], images["foi"], example.edited)
+        for c, tile in enumerate(tiles):
+            big = Image.fromarray(tile).resize((cell, cell), Image.Resampling.NEAREST)
+            image.paste(big, (c * cell, top + label))
+    write_atomic(path, lambda handle: image.save(handle, format="PNG"))
+
+
+def write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
+        write(handle)
+    os.replace(handle.name, path)
+
+
+def table(groups: dict) -> str:
+    lines = [f"{'':8} {'n':>4} {'IoU':>5} {'IoU≥.5':>6} {'own':>5} │ {'PSNR out (dB)':>15} │ "
+             f"{'change in':>13} │ {'lands':>11} │ {'in ratio':>8}",
+             f"{'':8} {'':>4} {'FoI':>5} {'':>6} {'':>5} │ {'van':>7} {'FoI':>7} │ {'van':>6} {'FoI':>6} │ "
+             f"{'van':>5} {'FoI':>5} │ {'FoI/van':>8}"]
+    for name, s in groups.items():
+        lines.append(
+            f"{name:8} {s['examples']:>4} {s['mask_iou']:>5.2f} {s['mask_iou_at_least_0.5']:>6.2f} "
+            f"{s['own_shape']:>5.2f} │ {s['vanilla']['psnr_outside']:>7.2f} {s['foi']['psnr_outside']:>7.2f} │ "
+            f"{s['vanilla']['change_inside']:>6.1f} {s['foi']['change_inside']:>6.1f} │ "
+            f"{s['vanilla']['lands']:>5.2f} {s['foi']['lands']:>5.2f} │ {s['inside_ratio_foi_vs_vanilla']:>8.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="shapes")
+    parser.add_argument("--single", type=int, default=60, help="held-out single-instruction examples")
+    parser.add_argument("--multi", type=int, default=40, help="held-out examples with 2–3 instructions")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/shapes"))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    import torch
+
+    from foi_engine import FoiEngine
+
+    torch.set_num_threads(args.threads)
+    engine = FoiEngine.load(args.model, device="cpu")
+    started = time.time()
+    groups, shown = {}, []
+    # Held-out indices: singles from 0, multis from 100 000, so the two sets never share a scene.
+    for name, count, offset, forced in (("single", args.single, 0, 1), ("multi", args.multi, 100_000, None)):
+        records = []
+        for i in range(count):
+            example = make_example(offset + i, "heldout", instructions=forced or 2 + i % 2)
+            record, images = measure(engine, example, seed=i)
+            records.append(record)
+            if i < 4:
+                shown.append((example, images))
+        groups[name] = summarise(records)
+        groups[name]["records"] = records
+    report = {"model": args.model, "settings": SETTINGS, "seconds": time.time() - started,
+              "groups": groups}
+    print(table(groups))
+    write_atomic(args.out / "shapes_eval.json",
+                 lambda handle: handle.write(json.dumps(report, indent=1).encode("utf-8")))
+    sheet(shown, args.out / "shapes_examples.png")
+    print(f"Wrote {args.out / 'shapes_eval.json'} and {args.out / 'shapes_examples.png'} "
+          f"in {report['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
