@@ -559,7 +559,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelled.", 4000)
         except ModelError as error:
             self._close_load_dialog()
-            self._show_model_state()
+            self._end_progress()
+            self.panel.set_token_counter(None, None)
+            self.model_label.setText(f"Model: {self._model_choice().model} (not available)")
             replacement = ask_model_missing(self, error)
             if replacement:
                 self._model_override = replacement

@@ -94,6 +94,20 @@ def main() -> None:
     shot("08-settings.png")
     settings.close()
 
+    # Offline with no model: the dialog that says what to do (grabbed while it is open).
+    from PySide6.QtCore import QTimer
+
+    def grab_and_close():
+        app.primaryScreen().grabWindow(0).save(os.path.join(HERE, "09-model-missing.png"))
+        print("wrote 09-model-missing.png")
+        QApplication.activeModalWidget().reject()
+
+    window._model_override = os.path.join(_private, "no-model-downloaded")
+    window.client.set_model(window._model_choice())
+    window._show_model_state()
+    QTimer.singleShot(2500, grab_and_close)
+    loop.run_until_complete(window.start_find_regions())
+
     window.doc.modified = False
     window.close()
     QApplication.processEvents()
