@@ -109,6 +109,8 @@ def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=".shapes-export-"))
     pipe.save_pretrained(staging, safe_serialization=True)
+    for path in [staging, *staging.rglob("*")]:  # mkdtemp and safetensors make them private
+        path.chmod(0o755 if path.is_dir() else 0o644)
     card = out / "MODEL_CARD.md"
     if card.exists():
         shutil.copy2(card, staging / "MODEL_CARD.md")

@@ -1,0 +1,78 @@
+"""The shipped shapes model, through the public engine API, on a handful of held-out
+scenes (not ones the evaluation reports, and chosen before running).
+
+Thresholds come from the measured evaluation (MODEL_CARD.md). This model does NOT meet
+the issue's grounding aim (single-instruction mask IoU 0.03 measured on 40 held-out
+scenes, aim ≥ 0.5): that check is a strict xfail, so it turns into a failure the day a
+retrained model reaches the aim and the marker must be removed."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from foi_engine import EditSettings, FoiEngine, Instruction
+from foi_engine.shapes.data import SIZE, make_example
+from foi_engine.shapes.evaluate import iou, psnr, upsample
+
+SINGLE = [make_example(i, "heldout", instructions=1) for i in range(200, 206)]
+# Multi-instruction scenes that leave some pixels untouched (the outside PSNR needs them).
+MULTI = [e for e in (make_example(100_200 + i, "heldout", instructions=2 + i % 2) for i in range(8))
+         if not np.any([edit.mask for edit in e.edits], axis=0).all()][:4]
+SETTINGS = dict(steps=25, resolution=SIZE, grounding_factor=1)
+AIM_MEAN_IOU = 0.5  # the issue's aim; measured 0.03 (40 scenes)
+# Multi-instruction PSNR outside, FoI minus vanilla: +1.97 dB measured on 30 scenes;
+# half of it is asked of this handful.
+MIN_MULTI_PSNR_GAIN_DB = 1.0
+
+
+def instructions(example):
+    return [Instruction(e.text, keyword=e.keyword) for e in example.edits]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return FoiEngine.load("shapes", device="cpu")
+
+
+def run_both(engine, example, seed):
+    source = Image.fromarray(example.source)
+    return [engine.edit(source, instructions(example), EditSettings(**SETTINGS, focus=focus), seed=seed)
+            for focus in (False, True)]
+
+
+def outside_gain(example, vanilla, foi):
+    """PSNR outside every true edit region: FoI minus vanilla, in dB."""
+    outside = ~np.any([e.mask for e in example.edits], axis=0)
+    return psnr(np.asarray(foi.image), example.source, outside) - psnr(np.asarray(vanilla.image), example.source, outside)
+
+
+def test_loads_as_a_trained_instructpix2pix(engine):
+    assert not engine.random_weights
+    assert engine.pipe.unet.config.in_channels == 8
+    assert engine.max_tokens == 32
+    # every task word is a single token, so a keyword is exactly one column of attention
+    for word in ("circle", "square", "triangle", "star", "background", "red", "purple", "paint"):
+        assert len(engine.pipe.tokenizer(word, add_special_tokens=False).input_ids) == 1
+    # a 64×64 scene is worked on as is; factor 1 reads the 16×16 cross-attention layers
+    result = engine.locate(Image.fromarray(SINGLE[0].source), instructions(SINGLE[0]), EditSettings(**SETTINGS))
+    assert result.frame.size == (SIZE, SIZE) and result.factor == 1 and result.masks[0].shape == (16, 16)
+
+
+@pytest.mark.xfail(strict=True, reason="The shipped model's grounding maps do not localise the named shape "
+                   "(mean IoU 0.03 on 40 held-out scenes; see MODEL_CARD.md).")
+def test_grounding_masks_overlap_the_true_regions(engine):
+    ious = []
+    for seed, example in enumerate(SINGLE):
+        edit = example.edits[0]
+        if edit.keyword is not None:
+            found = engine.locate(Image.fromarray(example.source), instructions(example), EditSettings(**SETTINGS),
+                                  seed=seed)
+            ious.append(iou(upsample(found.masks[0]), edit.mask))
+    assert len(ious) >= 4
+    assert np.mean(ious) >= AIM_MEAN_IOU, ious
+
+
+def test_foi_keeps_the_outside_closer_than_vanilla_on_multi_instruction_edits(engine):
+    assert len(MULTI) == 4
+    gains = [outside_gain(example, *run_both(engine, example, seed)) for seed, example in enumerate(MULTI)]
+    assert np.mean(gains) >= MIN_MULTI_PSNR_GAIN_DB, gains
