@@ -50,12 +50,7 @@ class _Request:
 def _load_engine(choice: ModelChoice, progress):
     from foi_engine import FoiEngine
 
-    if choice.precision == "auto" or choice.model == "tiny-random":
-        return FoiEngine.load(choice.model, device=choice.device, progress=progress)
-    import torch  # only to name the precision; the engine does the loading
-
-    dtype = {"float32": torch.float32, "float16": torch.float16}[choice.precision]
-    return FoiEngine.from_pretrained(choice.model, device=choice.device, dtype=dtype, progress=progress)
+    return FoiEngine.load(choice.model, device=choice.device, precision=choice.precision, progress=progress)
 
 
 def _readable(error: BaseException) -> Exception:
@@ -126,7 +121,8 @@ class EngineWorker(QObject):
 
         def on_step(step, steps, preview):
             now = time.monotonic()
-            send = step == steps or now - last_preview[0] >= PREVIEW_INTERVAL_S
+            # step counts from 0: the last one always sends, so the final preview is shown.
+            send = step + 1 == steps or now - last_preview[0] >= PREVIEW_INTERVAL_S
             if send:
                 last_preview[0] = now
             self.progress.emit(request.id, int(step), int(steps), preview if send else None)

@@ -58,9 +58,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-guidance", type=float, default=1.5, help="s_I: faithfulness to the photo")
     parser.add_argument("--text-guidance", type=float, default=7.5, help="s_T: faithfulness to the text")
     parser.add_argument("--resolution", type=int, default=512, help="working size of the long side")
+    parser.add_argument("--gamma", type=int, default=3, help="γ: how sharply a region's edge is drawn (eq. 2)")
+    parser.add_argument("--grounding-factor", type=int, default=4,
+                        help="read regions from the attention layers this many times smaller than the latent "
+                             "(4 for Stable Diffusion models, 1 for --model shapes)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"hub id or local folder (default {DEFAULT_MODEL}); '{TINY_RANDOM}' for a test model")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the fastest available)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "float16"),
+                        help="auto: float16 on CUDA, float32 elsewhere")
     parser.add_argument("--masks-dir", type=Path, help="also write each instruction's mask and heat-map here")
     parser.set_defaults(instructions=None)
 
@@ -99,7 +105,8 @@ def _request(args):
     for instruction in instructions:  # before the (slow) model load
         find_keyword(instruction)
     settings = EditSettings(steps=args.steps, strength=args.strength, image_guidance=args.image_guidance,
-                            text_guidance=args.text_guidance, resolution=args.resolution, focus=args.focus)
+                            text_guidance=args.text_guidance, resolution=args.resolution, focus=args.focus,
+                            gamma=args.gamma, grounding_factor=args.grounding_factor)
     return open_photo(args.photo), instructions, settings
 
 
@@ -116,7 +123,8 @@ def _load_engine(args):
     from .engine import FoiEngine
 
     print(f"Loading the model {args.model}…", file=sys.stderr)
-    return FoiEngine.load(args.model, device=args.device, progress=_download_progress())
+    return FoiEngine.load(args.model, device=args.device, precision=args.precision,
+                          progress=_download_progress())
 
 
 def _download_progress():

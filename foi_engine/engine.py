@@ -18,7 +18,7 @@ from . import attention
 from .errors import Cancelled, InstructionError, OutOfMemoryError, SettingsError
 from .grounding import grounding_maps
 from .guidance import guide
-from .loading import DEFAULT_MODEL, TINY_RANDOM, choose_device, default_dtype, load_pipeline
+from .loading import DEFAULT_MODEL, TINY_RANDOM, choose_device, choose_dtype, default_dtype, load_pipeline
 from .masks import to_working_frame, union
 from .photo import WorkingFrame, prepare_photo
 from .preview import latent_preview
@@ -102,13 +102,16 @@ class FoiEngine:
         return cls(pipe, model_name=model)
 
     @classmethod
-    def load(cls, model: str = DEFAULT_MODEL, device: str | None = None, progress=None):
-        """Like from_pretrained, and "tiny-random" builds the random-weight test model."""
+    def load(cls, model: str = DEFAULT_MODEL, device: str | None = None, precision: str = "auto", progress=None):
+        """Like from_pretrained, with the precision named ("auto", "float32", "float16"), and
+        "tiny-random" builds the random-weight test model."""
+        chosen = choose_device(device)
+        dtype = choose_dtype(precision, chosen)
         if model == TINY_RANDOM:
             from .tiny import tiny_random_pipeline
 
-            return cls(tiny_random_pipeline(0).to(choose_device(device)), model_name=TINY_RANDOM)
-        return cls.from_pretrained(model, device=device, progress=progress)
+            return cls(tiny_random_pipeline(0).to(chosen, dtype), model_name=TINY_RANDOM)
+        return cls.from_pretrained(model, device=device, dtype=dtype, progress=progress)
 
     @property
     def device(self) -> str:

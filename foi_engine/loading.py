@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelError, NotInstructPix2PixError
+from .errors import ModelError, NotInstructPix2PixError, SettingsError
 
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
 TINY_RANDOM = "tiny-random"
@@ -43,6 +43,18 @@ def choose_device(device: str | None = None) -> torch.device:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
+
+
+def choose_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """"auto" (fp16 on CUDA, fp32 elsewhere), "float32" or "float16"."""
+    if precision == "auto":
+        return default_dtype(device)
+    if precision not in PRECISIONS:
+        raise SettingsError(f'Precision "{precision}" is not one of auto, float32, float16.')
+    return PRECISIONS[precision]
 
 
 def offline() -> bool:
@@ -135,12 +147,14 @@ def check_folder(folder: Path, name: str) -> None:
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):
     from diffusers import StableDiffusionInstructPix2PixPipeline
     from diffusers.utils.logging import disable_progress_bar
+    from transformers.utils.logging import disable_progress_bar as disable_transformers_bar
 
     folder = model_folder(model, progress)
     check_folder(folder, model)
     if progress:
         progress(0, 0, "Loading the model")
     disable_progress_bar()  # the app and the CLI show their own progress
+    disable_transformers_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch_dtype: the name every diffusers < 1 knows

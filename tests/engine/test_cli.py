@@ -140,3 +140,17 @@ def test_layered_and_full_resolution_outputs(capsys, tmp_path, photo_file):
                        "-o", tmp_path / "full.jpg", *FAST)
     assert code == 0, err
     assert Image.open(tmp_path / "full.jpg").size == Image.open(photo_file).size
+
+
+def test_grounding_factor_picks_the_layer_masks_are_read_from(capsys, tmp_path, photo_file):
+    """The tiny model has cross-attention at latent/1 and latent/2 (64 px → 8×8 and 4×4 cells)."""
+    sizes = {}
+    for factor in (1, 2):
+        masks = tmp_path / f"f{factor}"
+        code, _, err = run(capsys, "locate", photo_file, "-i", "make the cat a tiger", "-k", "cat",
+                           "--grounding-factor", factor, "--masks-dir", masks, *FAST)
+        assert code == 0, err
+        heatmap = np.asarray(Image.open(next(masks.glob("*-heatmap.png"))).convert("L"))
+        # The heat-map is the grounding map upsampled: count its distinct cells along a row.
+        sizes[factor] = len({tuple(row) for row in heatmap.T}) if heatmap.std() else 1
+    assert sizes[1] > sizes[2]

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from foi_engine import EditSettings, FoiEngine, Instruction, ModelError, NotInstructPix2PixError
+from foi_engine import EditSettings, FoiEngine, Instruction, ModelError, NotInstructPix2PixError, SettingsError
 from foi_engine.tiny import tiny_random_pipeline
 
 
@@ -77,3 +77,12 @@ def test_unknown_device_is_refused():
         FoiEngine.load("tiny-random", device="toaster")
     with pytest.raises(ModelError, match="No CUDA"):
         FoiEngine.load("tiny-random", device="cuda")
+
+
+def test_precision_is_chosen_by_name():
+    import torch
+
+    assert FoiEngine.load("tiny-random", device="cpu").pipe.unet.dtype == torch.float32  # auto on a CPU
+    assert FoiEngine.load("tiny-random", device="cpu", precision="float16").pipe.unet.dtype == torch.float16
+    with pytest.raises(SettingsError, match="not one of auto, float32, float16"):
+        FoiEngine.load("tiny-random", device="cpu", precision="half")
