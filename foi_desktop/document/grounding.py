@@ -82,16 +82,19 @@ class Grounding:
         inside (τ went down) or outside (τ went up); everything else — brush work included —
         stays. Returns the tiles whose pixels changed."""
         low, high = sorted((level(old), level(new)))
-        value = 255 if new < old else 0
+        width = np.uint16(high - low)
         x0, y0 = self.box[:2]
         changed = []
         for rect in rects:
             rx0, ry0, rx1, ry1 = rect
             levels = self.levels[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0]
-            band = (levels >= low) & (levels < high)
             target = mask[ry0:ry1, rx0:rx1]
-            band &= target != value
-            if band.any():
-                target[band] = value
+            # level − low wraps around below low, so one unsigned compare tests low ≤ level < high;
+            # max/min with 0/255 sets the band and keeps soft brush values elsewhere (fewer passes
+            # than boolean indexing: this loop is the τ slider's cost).
+            paint = ((levels - np.uint16(low)) < width).view(np.uint8) * np.uint8(255)
+            moved = np.maximum(target, paint) if new < old else np.minimum(target, ~paint)
+            if not np.array_equal(moved, target):
+                target[...] = moved
                 changed.append(rect)
         return changed
