@@ -10,10 +10,13 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 
 from foi_engine import EditSettings, FoiError
 
-from .preferences import DEFAULT_MODEL, TINY_RANDOM, Preferences
+from foi_engine.catalog import DEFAULT_MODEL, SHAPES, TINY_RANDOM
+
+from .preferences import Preferences
 
 MODEL_CHOICES = (
     (DEFAULT_MODEL, "InstructPix2Pix (timbrooks/instruct-pix2pix, 2.1 GB download once)"),
+    (SHAPES, "shapes: small built-in model for 64 px scenes of coloured shapes (a demo, not for photos)"),
     (TINY_RANDOM, "tiny-random: random weights, for trying the app (output is noise)"),
 )
 

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from foi_engine import EditSettings
-
-DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
-TINY_RANDOM = "tiny-random"
+from foi_engine.catalog import DEFAULT_MODEL
 MAX_RECENT = 10
 
 

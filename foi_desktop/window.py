@@ -12,12 +12,14 @@ import logging
 import os
 import time
 
+from PIL import Image
 from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QProgressDialog, QSpinBox, QToolBar)
 
-from foi_engine import Cancelled, FoiError, ModelError, OutOfMemoryError
+from foi_engine import Cancelled, EditSettings, FoiError, ModelError, OutOfMemoryError
+from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
 from . import assets
 from .canvas import CanvasView
@@ -25,7 +27,7 @@ from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, show_error
 from .document import Document, RecoveryStore, open_project, save_project
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
-from .preferences import TINY_RANDOM, Preferences, recovery_folder, save_preferences
+from .preferences import Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip
 from .worker import EngineClient, ModelChoice
 
@@ -120,6 +122,8 @@ class MainWindow(QMainWindow):
         self.open_action = a("Open…", self.choose_and_open, QKeySequence.StandardKey.Open, "Open a photo or project")
         self.save_action = a("Save Project", self.save, QKeySequence.StandardKey.Save, "Save the project (.foi)")
         self.save_as_action = a("Save Project As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.sample_action = a("Open Sample", self.open_sample,
+                               tip="A sample with two example instructions (shapes for the shapes model)")
         self.paste_action = a("Paste Photo", self.paste_photo, QKeySequence.StandardKey.Paste,
                               "Open the photo on the clipboard")
         self.export_action = a("Export…", self.export, "Ctrl+E", "Write the result as a layered file")
@@ -205,6 +209,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Open Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         menu.addAction(self.paste_action)
+        menu.addAction(self.sample_action)
         menu.addSeparator()
         menu.addAction(self.save_action)
         menu.addAction(self.save_as_action)
@@ -278,13 +283,28 @@ class MainWindow(QMainWindow):
         self.documentChanged.emit(doc)
 
     def _apply_preferences_to(self, doc: Document) -> None:
-        try:
-            doc.settings = self.preferences.edit_settings(doc.settings)
-        except FoiError as error:
-            log.warning("Stored settings refused: %s", error)
+        doc.settings = self._run_settings(doc.settings)
         if self.preferences.fixed_seed:
             doc.set_seed(self.preferences.seed, fixed=True)
         doc.modified = False
+
+    def _run_settings(self, base: EditSettings) -> EditSettings:
+        """The user's run settings over base, then what the chosen model asks for (the
+        shapes model works only at 64 px, reading regions from its finest layers)."""
+        try:
+            settings = self.preferences.edit_settings(base)
+        except FoiError as error:
+            log.warning("Stored settings refused: %s", error)
+            settings = base
+        model = self._model_choice().model
+        try:
+            asked = model_settings(model)
+        except FoiError as error:
+            log.warning("Settings of model %s refused: %s", model, error)
+            asked = {}
+        # The grounding factor is the model's business, not a user setting: back to the
+        # paper's default for a model that does not ask for another.
+        return dataclasses.replace(settings, **{"grounding_factor": EditSettings().grounding_factor, **asked})
 
     def _on_doc_event(self, event) -> None:
         self._autosave_due = True
@@ -327,9 +347,19 @@ class MainWindow(QMainWindow):
     # Opening and saving
 
     def open_sample(self) -> None:
-        """The bundled photo with two example instructions, so a new user sees the idea."""
-        doc = Document.open_photo(assets.resource(assets.SAMPLE_PHOTO))
-        for text, keyword in assets.SAMPLE_INSTRUCTIONS:
+        """A sample with two example instructions, so a new user sees the idea: the bundled
+        photo, or a generated scene of shapes when the shapes model is chosen."""
+        if not self._may_discard():
+            return
+        if self._model_choice().model == SHAPES:
+            from foi_engine.shapes.data import demo_scene
+
+            pixels, instructions = demo_scene()
+            doc = Document(Image.fromarray(pixels, "RGB"))
+        else:
+            doc = Document.open_photo(assets.resource(assets.SAMPLE_PHOTO))
+            instructions = assets.SAMPLE_INSTRUCTIONS
+        for text, keyword in instructions:
             doc.add_layer(text, keyword)
         doc.history.clear()
         doc.modified = False
@@ -567,6 +597,8 @@ class MainWindow(QMainWindow):
                 self._model_override = replacement
                 self.client.set_model(self._model_choice())
                 self._show_model_state()
+                if self.doc is not None:
+                    self.doc.settings = self._run_settings(self.doc.settings)
         except OutOfMemoryError as error:
             show_error(self, "Out of memory", error)
         except FoiError as error:
@@ -749,7 +781,7 @@ class MainWindow(QMainWindow):
         if dialog.model() != (self._model_override or old_choice.model):
             self._model_override = None  # the user chose: the command line's choice gives way
         if self.doc is not None:
-            self.doc.settings = self.preferences.edit_settings(self.doc.settings)
+            self.doc.settings = self._run_settings(self.doc.settings)
             self.doc.set_seed(self.preferences.seed if self.preferences.fixed_seed else self.doc.seed,
                               fixed=self.preferences.fixed_seed)
         if self._model_choice() != old_choice:

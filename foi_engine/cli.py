@@ -13,12 +13,13 @@ import re
 import sys
 from pathlib import Path
 
+from .catalog import DEFAULT_MODEL, TINY_RANDOM, model_settings
 from .errors import FoiError
 from .evaluation.cli import add_parser as add_eval_parsers
-from .loading import DEFAULT_MODEL, TINY_RANDOM
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 LAYERED_SUFFIXES = {".ora", ".psd"}
+SETTING_OPTIONS = ("steps", "strength", "image_guidance", "text_guidance", "resolution", "gamma", "grounding_factor")
 
 
 class UsageError(Exception):
@@ -53,17 +54,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--threshold", dest="instruction_threshold", action=_InstructionPart, type=float, metavar="T",
                         help="the instruction's mask threshold τ in [0,1] (default: drawn from 0.4–0.7)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--strength", type=float, default=0.8, help="how much of the photo is re-imagined (0–1]")
-    parser.add_argument("--image-guidance", type=float, default=1.5, help="s_I: faithfulness to the photo")
-    parser.add_argument("--text-guidance", type=float, default=7.5, help="s_T: faithfulness to the text")
-    parser.add_argument("--resolution", type=int, default=512, help="working size of the long side")
-    parser.add_argument("--gamma", type=int, default=3, help="γ: how sharply a region's edge is drawn (eq. 2)")
-    parser.add_argument("--grounding-factor", type=int, default=4,
+    # Settings left out take the model's own (a bundled model's foi_settings.json), else the paper's.
+    parser.add_argument("--steps", type=int, help="denoising steps (default 100)")
+    parser.add_argument("--strength", type=float, help="how much of the photo is re-imagined, (0, 1] (default 0.8)")
+    parser.add_argument("--image-guidance", type=float, help="s_I: faithfulness to the photo (default 1.5)")
+    parser.add_argument("--text-guidance", type=float, help="s_T: faithfulness to the text (default 7.5)")
+    parser.add_argument("--resolution", type=int, help="working size of the long side (default 512)")
+    parser.add_argument("--gamma", type=int, help="γ: how sharply a region's edge is drawn, eq. 2 (default 3)")
+    parser.add_argument("--grounding-factor", type=int,
                         help="read regions from the attention layers this many times smaller than the latent "
-                             "(4 for Stable Diffusion models, 1 for --model shapes)")
+                             "(default 4)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"hub id or local folder (default {DEFAULT_MODEL}); '{TINY_RANDOM}' for a test model")
+                        help=f"hub id or local folder (default {DEFAULT_MODEL}); 'shapes' for the built-in demo model of "
+                             f"coloured shapes; '{TINY_RANDOM}' for a test model")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the fastest available)")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "float16"),
                         help="auto: float16 on CUDA, float32 elsewhere")
@@ -104,9 +107,8 @@ def _request(args):
                     for item in args.instructions]
     for instruction in instructions:  # before the (slow) model load
         find_keyword(instruction)
-    settings = EditSettings(steps=args.steps, strength=args.strength, image_guidance=args.image_guidance,
-                            text_guidance=args.text_guidance, resolution=args.resolution, focus=args.focus,
-                            gamma=args.gamma, grounding_factor=args.grounding_factor)
+    given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
+    settings = EditSettings(**{**model_settings(args.model), **given, "focus": args.focus})
     return open_photo(args.photo), instructions, settings
 
 

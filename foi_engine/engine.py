@@ -18,7 +18,8 @@ from . import attention
 from .errors import Cancelled, InstructionError, OutOfMemoryError, SettingsError
 from .grounding import grounding_maps
 from .guidance import guide
-from .loading import DEFAULT_MODEL, TINY_RANDOM, choose_device, choose_dtype, default_dtype, load_pipeline
+from .catalog import DEFAULT_MODEL, TINY_RANDOM
+from .loading import choose_device, choose_dtype, default_dtype, load_pipeline
 from .masks import to_working_frame, union
 from .photo import WorkingFrame, prepare_photo
 from .preview import latent_preview

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import torch
 
+from .catalog import BUNDLED_MODELS
 from .errors import ModelError, NotInstructPix2PixError, SettingsError
 
-DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
-TINY_RANDOM = "tiny-random"
-# Models shipped inside the package, by the short name the CLI and the editor accept.
-BUNDLED_MODELS = {"shapes": Path(__file__).resolve().parent / "models" / "shapes"}
 # What a download skips: pickled weights, half-precision duplicates, the safety checker.
 IGNORED_FILES = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.fp16.*", "safety_checker/*"]
 COMPONENTS = ("unet", "vae", "text_encoder")

@@ -92,13 +92,7 @@ def tiny_tokenizer():
 
 def tiny_random_pipeline(seed: int = 0):
     """A StableDiffusionInstructPix2PixPipeline of a few MB with random weights."""
-    from diffusers import (
-        AutoencoderKL,
-        EulerAncestralDiscreteScheduler,
-        StableDiffusionInstructPix2PixPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
 
     tokenizer = tiny_tokenizer()
     with torch.random.fork_rng(devices=[]):
@@ -126,33 +120,13 @@ def tiny_random_pipeline(seed: int = 0):
             norm_num_groups=16,
             sample_size=64,
         )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-    scheduler = EulerAncestralDiscreteScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
+        text_encoder = small_text_encoder(tokenizer, width=32, layers=2, positions=77)
     pipe = StableDiffusionInstructPix2PixPipeline(
         vae=vae,
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,
         unet=unet.eval(),
-        scheduler=scheduler,
+        scheduler=ip2p_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -160,3 +134,36 @@ def tiny_random_pipeline(seed: int = 0):
     pipe.set_progress_bar_config(disable=True)
     pipe.foi_random_weights = True  # FoiEngine labels everything this model makes
     return pipe
+
+
+def ip2p_scheduler():
+    """Euler ancestral on InstructPix2Pix's (Stable Diffusion's) training schedule."""
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    return EulerAncestralDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
+
+
+def small_text_encoder(tokenizer, width: int, layers: int, positions: int):
+    """A fresh CLIP text encoder of this width and depth over the tokenizer's vocabulary."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            max_position_embeddings=positions,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )

@@ -1,9 +1,10 @@
 """Screenshots of the flow, taken from the real window on an X display (not offscreen):
 
-    xvfb-run -s "-screen 0 1600x1000x24" python3 docs/screenshots/take_screenshots.py
+    xvfb-run -s "-screen 0 1600x1000x24" python3 docs/screenshots/take_screenshots.py [tiny] [shapes]
 
-Uses the tiny random-weight model, so the "results" are noise by design; the UI around
-them is what these pictures show."""
+"tiny" (01–09) uses the tiny random-weight model, so the "results" are noise by design; the
+UI around them is what these pictures show. "shapes" (10) runs the bundled shapes model on
+its generated sample scene. Both by default."""
 
 import asyncio
 import os
@@ -18,17 +19,10 @@ for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
     os.environ[_name] = os.path.join(_private, _name.lower())
 
 
-def main() -> None:
+def main(parts) -> None:
     import qasync
-    from PySide6.QtCore import QPointF
-    from PySide6.QtGui import QCursor
-    from PySide6.QtWidgets import QApplication
 
     from foi_desktop.app import create_application
-    from foi_desktop.dialogs import ExportDialog, SettingsDialog
-    from foi_desktop.preferences import Preferences
-    from foi_desktop.window import MainWindow
-    from foi_engine import EditSettings
 
     app = create_application()
     loop = qasync.QEventLoop(app)
@@ -41,6 +35,42 @@ def main() -> None:
         settle()
         app.primaryScreen().grabWindow(0).save(os.path.join(HERE, name))
         print("wrote", name)
+
+    if "tiny" in parts:
+        tiny_flow(app, loop, settle, shot)
+    if "shapes" in parts:
+        shapes_flow(loop, shot)
+
+
+def shapes_flow(loop, shot) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from foi_desktop.preferences import Preferences
+    from foi_desktop.window import MainWindow
+
+    window = MainWindow(Preferences(model="shapes", fixed_seed=True, seed=0))
+    window.setGeometry(0, 0, 1600, 1000)
+    window.show()
+    window.open_sample()
+    loop.run_until_complete(window.start_find_regions())
+    loop.run_until_complete(window.start_edit())
+    window.compare_action.trigger()
+    window.canvas.set_split(0.5)
+    shot("10-shapes-model.png")
+    window.doc.modified = False
+    window.close()
+    QApplication.processEvents()
+
+
+def tiny_flow(app, loop, settle, shot) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QCursor
+    from PySide6.QtWidgets import QApplication
+
+    from foi_desktop.dialogs import ExportDialog, SettingsDialog
+    from foi_desktop.preferences import Preferences
+    from foi_desktop.window import MainWindow
+    from foi_engine import EditSettings
 
     window = MainWindow(Preferences(model="tiny-random", steps=8, resolution=256, fixed_seed=True, seed=3))
     window.setGeometry(0, 0, 1600, 1000)
@@ -114,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or ["tiny", "shapes"])

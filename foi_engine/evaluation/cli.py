@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..loading import DEFAULT_MODEL, TINY_RANDOM
+from ..catalog import DEFAULT_MODEL, TINY_RANDOM
 
 IMPORTERS = ("pie-bench", "magicbrush", "emu-edit")
 

@@ -1,29 +1,20 @@
-"""Atomic writes: a reader (another shard, a crashed run resumed) never sees half a file."""
+"""Writes for `foi eval`: atomic (foi_engine.atomic), so a reader — another shard, a crashed
+run resumed — never sees half a file; the folder is made on the way."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-
-def _replace_with(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+from ..atomic import atomic_write, write_bytes_atomic
 
 
 def write_text(path: Path, text: str) -> None:
-    _replace_with(path, lambda stream: stream.write(text.encode("utf-8")))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_image(path: Path, image) -> None:
     """A PIL image as PNG."""
-    _replace_with(path, lambda stream: image.save(stream, format="PNG"))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as stream:
+        image.save(stream, format="PNG")

@@ -174,3 +174,10 @@ def make_example(index: int, split: str = "train", instructions: int | None = No
         edits.append(Edit(text, target, str(colour), mask))
     edited = np.clip(np.round(edited), 0, 255).astype(np.uint8)
     return Example(source, edited, tuple(edits), shapes)
+
+
+def demo_scene(index: int = 1) -> tuple[np.ndarray, list[tuple[str, str | None]]]:
+    """A held-out scene and two of its instructions (text, keyword): the editor's sample
+    photo when the shapes model is chosen."""
+    example = make_example(index, "heldout", instructions=2)
+    return example.source, [(edit.text, edit.keyword) for edit in example.edits]

@@ -31,8 +31,9 @@ def build_tokenizer():
 
 def build_models(tokenizer):
     """Fresh (vae, unet, text_encoder, scheduler); call under a seeded RNG."""
-    from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from ..tiny import ip2p_scheduler, small_text_encoder
 
     vae = AutoencoderKL(
         in_channels=3,
@@ -57,28 +58,8 @@ def build_models(tokenizer):
         attention_head_dim=4,
         norm_num_groups=16,
     )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            max_position_embeddings=MAX_TOKENS,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    # InstructPix2Pix's (Stable Diffusion's) schedule.
-    scheduler = EulerAncestralDiscreteScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
+    text_encoder = small_text_encoder(tokenizer, width=64, layers=3, positions=MAX_TOKENS)
+    scheduler = ip2p_scheduler()
     return vae, unet, text_encoder, scheduler
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..catalog import SETTINGS_FILE
 from .data import make_example
 from .model import build_models, build_tokenizer, start_as_pooling
 
@@ -111,9 +112,9 @@ def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
     pipe.save_pretrained(staging, safe_serialization=True)
     for path in [staging, *staging.rglob("*")]:  # mkdtemp and safetensors make them private
         path.chmod(0o755 if path.is_dir() else 0o644)
-    card = out / "MODEL_CARD.md"
-    if card.exists():
-        shutil.copy2(card, staging / "MODEL_CARD.md")
+    for kept in ("MODEL_CARD.md", SETTINGS_FILE):  # written by hand, not by training
+        if (out / kept).exists():
+            shutil.copy2(out / kept, staging / kept)
     old = out.parent / (out.name + ".old")
     if out.exists():
         os.replace(out, old)

@@ -154,3 +154,12 @@ def test_grounding_factor_picks_the_layer_masks_are_read_from(capsys, tmp_path, 
         # The heat-map is the grounding map upsampled: count its distinct cells along a row.
         sizes[factor] = len({tuple(row) for row in heatmap.T}) if heatmap.std() else 1
     assert sizes[1] > sizes[2]
+
+
+def test_the_shapes_model_runs_at_its_own_size_unless_told_otherwise(capsys, tmp_path, photo_file):
+    for extra, size in (([], (64, 64)), (["--resolution", "128"], (128, 128))):
+        out = tmp_path / f"shapes-{size[0]}.png"
+        code, _, err = run(capsys, "edit", photo_file, "-i", "make the circle red", "-k", "circle",
+                           "--model", "shapes", "--steps", "3", "--device", "cpu", "-o", out, *extra)
+        assert code == 0, err
+        assert Image.open(out).size == size

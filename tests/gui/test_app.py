@@ -206,3 +206,20 @@ def test_other_export_kinds(window, run, tmp_path):
             assert Image.open(written[0]).size == window.doc.size
         if kind == "png":
             assert len(written) == 1 + len(window.doc.layers)
+
+
+def test_shapes_model_opens_a_generated_scene_and_runs_at_its_size(make_window, run):
+    from foi_engine.shapes.data import demo_scene
+
+    window = make_window(model="shapes")
+    window.open_sample()
+    pixels, instructions = demo_scene()
+    assert window.doc.size == (64, 64) and np.array_equal(np.asarray(window.doc.photo), pixels)
+    assert [(layer.text, layer.keyword) for layer in window.doc.layers] == instructions
+    # The model's own settings (foi_settings.json) over the user's 512 px.
+    assert (window.doc.settings.resolution, window.doc.settings.grounding_factor) == (64, 1)
+    assert run(window.start_find_regions()) is not None
+    assert all(layer.mask.shape == (64, 64) and layer.mask.any() for layer in window.doc.layers)
+    entry = run(window.start_edit())
+    assert entry is not None and entry.image.size == (64, 64)
+    assert not window.client.info.random_weights and "shapes" in window.model_label.text()

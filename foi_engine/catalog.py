@@ -1,0 +1,40 @@
+"""The models FoI Studio knows by name, and the run settings a model folder asks for.
+
+No torch here: the editor and the CLI read these before (or without) loading a model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .errors import ModelError
+from .settings import EditSettings
+
+DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
+TINY_RANDOM = "tiny-random"
+SHAPES = "shapes"
+# Models shipped inside the package, by the short name the CLI and the editor accept.
+BUNDLED_MODELS = {SHAPES: Path(__file__).resolve().parent / "models" / SHAPES}
+# A model folder may carry this file: the EditSettings fields it was trained for
+# (the shapes model works at 64 px and reads regions from its finest layers).
+SETTINGS_FILE = "foi_settings.json"
+
+
+def model_settings(model: str) -> dict:
+    """The settings a bundled or local model folder asks for ({} when it asks for none).
+    Hub models are not looked up: this must not touch the network."""
+    folder = BUNDLED_MODELS.get(model) or Path(model).expanduser()
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"The model's {SETTINGS_FILE} cannot be read ({error}): fix or delete it.") from None
+    known = {field.name for field in dataclasses.fields(EditSettings)}
+    if not isinstance(values, dict) or not set(values) <= known:
+        raise ModelError(f"The model's {SETTINGS_FILE} names settings FoI Studio does not have: "
+                         f"use only {', '.join(sorted(known))}.")
+    EditSettings(**values)  # invalid values raise SettingsError here, not mid-run
+    return values
