@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings, QStandardPaths
 from foi_engine import EditSettings
 from foi_engine.catalog import DEFAULT_MODEL
 MAX_RECENT = 10
+RUN_SETTINGS = ("steps", "strength", "image_guidance", "text_guidance", "gamma", "resolution")
 
 
 @dataclass
@@ -19,24 +20,23 @@ class Preferences:
     model: str = DEFAULT_MODEL
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     precision: str = "auto"  # "auto", "float32", "float16"
-    steps: int = 100
-    strength: float = 0.8
-    image_guidance: float = 1.5
-    text_guidance: float = 7.5
-    gamma: int = 3
-    resolution: int = 512
+    # The run settings a user sets; their defaults are the engine's (the paper's).
+    steps: int = EditSettings.steps
+    strength: float = EditSettings.strength
+    image_guidance: float = EditSettings.image_guidance
+    text_guidance: float = EditSettings.text_guidance
+    gamma: int = EditSettings.gamma
+    resolution: int = EditSettings.resolution
     fixed_seed: bool = False
     seed: int = 0
     recent: list[str] = field(default_factory=list)
 
     def edit_settings(self, base: EditSettings | None = None) -> EditSettings:
         """These values over base's other fields (raises SettingsError when invalid)."""
-        return dataclasses.replace(
-            base or EditSettings(), steps=self.steps, strength=self.strength, image_guidance=self.image_guidance,
-            text_guidance=self.text_guidance, gamma=self.gamma, resolution=self.resolution)
+        return dataclasses.replace(base or EditSettings(), **{name: getattr(self, name) for name in RUN_SETTINGS})
 
     def take_settings(self, settings: EditSettings) -> None:
-        for name in ("steps", "strength", "image_guidance", "text_guidance", "gamma", "resolution"):
+        for name in RUN_SETTINGS:
             setattr(self, name, getattr(settings, name))
 
     def add_recent(self, path: str) -> None:
