@@ -15,7 +15,7 @@ from foi_engine.catalog import DEFAULT_MODEL, SHAPES, TINY_RANDOM
 from .preferences import Preferences
 
 MODEL_CHOICES = (
-    (DEFAULT_MODEL, "InstructPix2Pix (timbrooks/instruct-pix2pix, 2.1 GB download once)"),
+    (DEFAULT_MODEL, "InstructPix2Pix (timbrooks/instruct-pix2pix, a few GB, downloaded once)"),
     (SHAPES, "shapes: small built-in model for 64 px scenes of coloured shapes (a demo, not for photos)"),
     (TINY_RANDOM, "tiny-random: random weights, for trying the app (output is noise)"),
 )
