@@ -217,7 +217,7 @@ def ask_model_missing(parent, error) -> str | None:
     box.setText(str(error))
     box.setInformativeText(
         "Finding regions and editing need an InstructPix2Pix model. Connect to the internet to download it "
-        "once (about 2 GB), or choose a folder that already holds it. Meanwhile you can open photos, write "
+        "once (a few GB), or choose a folder that already holds it. Meanwhile you can open photos, write "
         "instructions, paint masks and save projects.")
     folder_button = box.addButton("Choose model folder…", QMessageBox.ButtonRole.AcceptRole)
     tiny_button = box.addButton("Try with random weights", QMessageBox.ButtonRole.ActionRole)
