@@ -191,7 +191,7 @@ def main():
     print(f"FoI engine benchmark — {args.model} model, {report['device']}, {args.size} px, {args.steps} steps, {dtype}")
     print(f"  full edit      focus on / stock  {edit['focus_on_over_stock']:.3f}   (target ≤ 1.05)")
     print(f"                 focus off / stock {edit['focus_off_over_stock']:.3f}   (target ≤ 1.00)")
-    print(f"                 seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in edit["seconds"].items()))
+    print("                 seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in edit["seconds"].items()))
     print(f"  locate         / one stock step  {locate['locate_over_stock_step']:.3f}   (target ≤ 1.3)")
     print(f"  re-threshold   {locate['rethreshold_ms']:.3f} ms            (target ≤ 5 ms)")
     print(f"  peak memory    focus on / off    {memory['focus_on_over_off']:.3f}   (target ≤ 1.10)")

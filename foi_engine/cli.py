@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -165,7 +164,6 @@ def _progress(total_text: str):
 
 def _read_masks(paths):
     import numpy as np
-    from PIL import Image
 
     from .photo import open_photo
 

@@ -8,7 +8,6 @@ Heavy modules load only when a command runs, so `foi --help` stays instant."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..catalog import DEFAULT_MODEL, TINY_RANDOM

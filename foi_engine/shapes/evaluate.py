@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..atomic import atomic_write
 from .data import COLOURS, SIZE, Example, make_example
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)
@@ -159,9 +158,8 @@ def sheet(rows: list[tuple[Example, dict]], path: Path, scale: int = 3) -> None:
 
 def write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
+    with atomic_write(path) as handle:
         write(handle)
-    os.replace(handle.name, path)
 
 
 def table(groups: dict) -> str:
@@ -181,8 +179,8 @@ def table(groups: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="shapes")
-    parser.add_argument("--single", type=int, default=60, help="held-out single-instruction examples")
-    parser.add_argument("--multi", type=int, default=40, help="held-out examples with 2–3 instructions")
+    parser.add_argument("--single", type=int, default=40, help="held-out single-instruction examples")
+    parser.add_argument("--multi", type=int, default=30, help="held-out examples with 2–3 instructions")
     parser.add_argument("--out", type=Path, default=Path("bench/results/shapes"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_write
 from ..catalog import SETTINGS_FILE
 from .data import make_example
 from .model import build_models, build_tokenizer, start_as_pooling
@@ -53,9 +54,8 @@ def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
 
 def save_atomic(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
+    with atomic_write(path) as handle:
         torch.save(state, handle)
-    os.replace(handle.name, path)
 
 
 def vae_step(vae, examples, kl_weight: float) -> torch.Tensor:

@@ -5,7 +5,6 @@ import types
 import numpy as np
 from PIL import Image
 
-from foi_desktop.document import Document
 from foi_engine.photo import WorkingFrame
 
 

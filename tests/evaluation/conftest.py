@@ -1,7 +1,6 @@
 """Tiny random CLIP, DINOv2 and PickScore-shaped models, built in-process and saved as
 safetensors folders, so the metric code runs its real loading path with no download."""
 
-import numpy as np
 import pytest
 from PIL import Image
 

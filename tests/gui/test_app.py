@@ -5,7 +5,6 @@ import os
 import time
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QImage
 
