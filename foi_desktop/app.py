@@ -13,6 +13,8 @@ import sys
 import traceback
 from logging.handlers import RotatingFileHandler
 
+from foi_engine import FoiError, threads
+
 from . import __version__
 
 log = logging.getLogger("foi_desktop")
@@ -27,6 +29,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--model", help='hub id, local model folder, or "tiny-random" (random weights, no download;'
                                         " for trying the app)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
+    threads.add_option(parser)
     parser.add_argument("--version", action="version", version=f"FoI Studio {__version__}")
     parser.add_argument("--self-check", action="store_true",
                         help="check this installation without a window (tiny model, sample photo) and exit")
@@ -108,7 +111,8 @@ def create_window(args: argparse.Namespace):
     from .preferences import load_preferences
     from .window import MainWindow
 
-    window = MainWindow(load_preferences(), model_override=args.model, device_override=args.device)
+    window = MainWindow(load_preferences(), model_override=args.model, device_override=args.device,
+                        threads_override=args.threads)
     window.resize(1500, 920)
     if args.photo:
         window.open_path(os.path.abspath(args.photo))
@@ -119,6 +123,11 @@ def create_window(args: argparse.Namespace):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        threads.apply(args.threads, leave_free=1)  # before anything imports torch
+    except FoiError as error:
+        print(f"foi-desktop: {error}", file=sys.stderr)
+        return 2
     if args.self_check:
         from .selfcheck import run_self_check
 

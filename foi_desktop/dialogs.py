@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from foi_engine import EditSettings, FoiError
+from foi_engine import EditSettings, FoiError, threads
 
 from foi_engine.catalog import DEFAULT_MODEL, SHAPES, TINY_RANDOM
 
@@ -50,6 +51,11 @@ class SettingsDialog(QDialog):
                              ("float32", "Full (float32)"), ("float16", "Half (float16, graphics cards only)")):
             self.precision_box.addItem(label, value)
         self.precision_box.setCurrentIndex(max(0, self.precision_box.findData(preferences.precision)))
+        self.threads = QSpinBox(minimum=0, maximum=max(threads.cores() * 2, preferences.threads),
+                                value=preferences.threads)
+        self.threads.setSpecialValueText(f"Automatic ({threads.choose(0, leave_free=1).threads})")
+        self.threads.setToolTip("How many processor cores compute an edit when there is no graphics card. "
+                                "Automatic leaves one core for this window so it stays responsive.")
         self.steps = QSpinBox(minimum=1, maximum=500, value=preferences.steps)
         self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=preferences.strength)
         self.image_guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.1, value=preferences.image_guidance)
@@ -68,6 +74,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model", model_row)
         form.addRow("Device", self.device_box)
         form.addRow("Precision", self.precision_box)
+        form.addRow("CPU threads", self.threads)
         form.addRow("Steps", self.steps)
         form.addRow("Strength", self.strength)
         form.addRow("Image guidance s_I", self.image_guidance)
@@ -116,6 +123,7 @@ class SettingsDialog(QDialog):
         preferences.model = self.model() or DEFAULT_MODEL
         preferences.device = self.device_box.currentData()
         preferences.precision = self.precision_box.currentData()
+        preferences.threads = self.threads.value()
         preferences.steps = self.steps.value()
         preferences.strength = round(self.strength.value(), 2)
         preferences.image_guidance = round(self.image_guidance.value(), 2)
@@ -230,3 +238,36 @@ def ask_model_missing(parent, error) -> str | None:
     if box.clickedButton() is tiny_button:
         return TINY_RANDOM
     return None
+
+
+def ask_recovery(parent, item) -> str:
+    """An autosave of work an earlier session did not save: "restore", "delete" or "later"."""
+    when = time.strftime("%H:%M on %d %b", time.localtime(item.saved_at))
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Recover unsaved work?")
+    box.setText(f"FoI Studio did not close properly. Restore “{item.title}” as it was at {when}?")
+    if item.project_path:
+        box.setInformativeText(f"It belonged to {item.project_path}. Restored work opens untitled: "
+                               "choose where to save it.")
+    restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+    delete = box.addButton("Delete autosave", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton("Decide later", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(restore)
+    box.exec()
+    return {restore: "restore", delete: "delete"}.get(box.clickedButton(), "later")
+
+
+def ask_set_aside(parent, item) -> bool:
+    """An autosave that cannot be read: it is kept; True moves it aside so it is not offered again."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("An autosave cannot be read")
+    box.setText(f"An autosave from an earlier session cannot be opened: {item.error}")
+    box.setInformativeText(f"It has not been deleted. It is at:\n{item.path}\n\nMove it aside (into the "
+                           "“unreadable” folder beside it) so it is not offered again?")
+    move = box.addButton("Move aside", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Decide later", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(move)
+    box.exec()
+    return box.clickedButton() is move

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
-from foi_engine import EditSettings
+from foi_engine import EditSettings, threads
 from foi_engine.catalog import DEFAULT_MODEL
 MAX_RECENT = 10
 RUN_SETTINGS = ("steps", "strength", "image_guidance", "text_guidance", "gamma", "resolution")
@@ -27,6 +27,7 @@ class Preferences:
     text_guidance: float = EditSettings.text_guidance
     gamma: int = EditSettings.gamma
     resolution: int = EditSettings.resolution
+    threads: int = 0  # CPU threads; 0: automatic (foi_engine.threads)
     fixed_seed: bool = False
     seed: int = 0
     recent: list[str] = field(default_factory=list)
@@ -65,6 +66,8 @@ def load_preferences() -> Preferences:
             value = default  # a hand-edited or old config never stops the app
         values[item.name] = value
     preferences = Preferences(**values)
+    if not 0 <= preferences.threads <= threads.MAX_THREADS:
+        preferences.threads = 0
     try:
         preferences.edit_settings()
     except Exception:  # noqa: BLE001 - invalid stored run settings: fall back to the defaults

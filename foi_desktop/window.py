@@ -23,7 +23,7 @@ from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
 from . import assets
 from .canvas import CanvasView
-from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, show_error
+from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, show_error
 from .document import Document, RecoveryStore, open_project, save_project
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
@@ -48,7 +48,8 @@ class MainWindow(QMainWindow):
     documentChanged = Signal(object)
 
     def __init__(self, preferences: Preferences, model_override: str | None = None,
-                 device_override: str | None = None, client: EngineClient | None = None):
+                 device_override: str | None = None, client: EngineClient | None = None,
+                 threads_override: int = 0):
         super().__init__()
         self.setWindowTitle("FoI Studio")
         self.setWindowIcon(QIcon(str(assets.resource("icons/foi-studio.svg"))))
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.client.loaded.connect(self._on_loaded)
         self.client.progress.connect(self._on_progress)
         self._model_override, self._device_override = model_override, device_override
+        self._threads_override = threads_override
         self.client.set_model(self._model_choice())
 
         self.canvas = CanvasView()
@@ -481,26 +483,24 @@ class MainWindow(QMainWindow):
             log.warning("Autosave failed: %s", error)
 
     def offer_recovery(self) -> bool:
-        """After a crash: offer the newest recovery copy back. True if one was opened."""
+        """After a crash: offer the newest abandoned recovery copy back. True if one was opened.
+        Nothing unreadable is deleted: the user may move it aside."""
         for item in self.recovery.pending():
-            if item.error:
-                self.recovery.discard(item)
-                continue
-            answer = QMessageBox.question(
-                self, "Recover unsaved work?",
-                f"FoI Studio did not close properly. Recover “{item.title}” as it was at "
-                f"{time.strftime('%H:%M on %d %b', time.localtime(item.saved_at))}?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.No)
-            if answer == QMessageBox.StandardButton.Yes:
-                try:
+            try:
+                if item.error:
+                    if ask_set_aside(self, item):
+                        self.recovery.set_aside(item)
+                    continue
+                answer = ask_recovery(self, item)
+                if answer == "restore":
                     self.set_document(self.recovery.recover(item))
                     return True
-                except FoiError as error:
-                    show_error(self, "Cannot recover", error)
-            elif answer == QMessageBox.StandardButton.Discard:
-                self.recovery.discard(item)
-            else:
-                return False  # keep the rest for next time
+                if answer == "delete":
+                    self.recovery.discard(item)
+                else:
+                    return False  # keep the rest for next time
+            except (FoiError, OSError) as error:
+                show_error(self, "Cannot recover", error)
         return False
 
     # ------------------------------------------------------------------------------------------
@@ -565,7 +565,8 @@ class MainWindow(QMainWindow):
     def _model_choice(self) -> ModelChoice:
         prefs = self.preferences
         device = self._device_override or (None if prefs.device == "auto" else prefs.device)
-        return ModelChoice(self._model_override or prefs.model, device, prefs.precision)
+        return ModelChoice(self._model_override or prefs.model, device, prefs.precision,
+                           self._threads_override or prefs.threads)
 
     def start_find_regions(self) -> asyncio.Task | None:
         return self._start(self.find_regions())
@@ -813,4 +814,5 @@ class MainWindow(QMainWindow):
                 signal.disconnect(slot)
         if self.doc is not None:
             self.recovery.discard(self.doc)
+        self.recovery.close()
         event.accept()

@@ -8,6 +8,7 @@ keeps painting. The model loads lazily, on the first request that needs it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from foi_engine import Cancelled, FoiError, ModelError, OutOfMemoryError
+from foi_engine import Cancelled, FoiError, ModelError, OutOfMemoryError, threads
 
 # A live preview at most this often: decoding and painting it costs the UI a few ms.
 PREVIEW_INTERVAL_S = 0.25
@@ -28,6 +29,7 @@ class ModelChoice:
     model: str
     device: str | None = None
     precision: str = "auto"
+    threads: int = 0  # CPU threads; 0: automatic (foi_engine.threads)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,11 @@ class EngineWorker(QObject):
             if request.cancel.is_set():
                 raise Cancelled("Cancelled before it started.")
             if request.kind == "configure":
-                self._choice, self._engine = request.args[0], None
+                choice = request.args[0]
+                if self._choice is None or dataclasses.replace(self._choice, threads=choice.threads) != choice:
+                    self._engine = None  # another model, device or precision; threads change in place
+                self._choice = choice
+                threads.apply(choice.threads, leave_free=1)  # the UI thread keeps a core
                 return
             was_loaded = self._engine is not None
             engine = self._ensure_engine(request)

@@ -16,6 +16,12 @@ TINY_RANDOM = "tiny-random"
 SHAPES = "shapes"
 # Models shipped inside the package, by the short name the CLI and the editor accept.
 BUNDLED_MODELS = {SHAPES: Path(__file__).resolve().parent / "models" / SHAPES}
+# The metric models of `foi eval` (foi_engine.evaluation.models loads them).
+CLIP_MODEL = "openai/clip-vit-large-patch14"
+DINO_MODEL = "facebook/dinov2-base"
+PICKSCORE_MODEL = "yuvalkirstain/PickScore_v1"
+PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+METRIC_NAMES = ("clip", "dino", "pickscore")
 # A model folder may carry this file: the EditSettings fields it was trained for
 # (the shapes model works at 64 px and reads regions from its finest layers).
 SETTINGS_FILE = "foi_settings.json"

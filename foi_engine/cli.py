@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
 
+from . import threads
 from .catalog import DEFAULT_MODEL, TINY_RANDOM, model_settings
 from .errors import FoiError
 from .evaluation.cli import add_parser as add_eval_parsers
@@ -70,6 +72,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "float16"),
                         help="auto: float16 on CUDA, float32 elsewhere")
     parser.add_argument("--masks-dir", type=Path, help="also write each instruction's mask and heat-map here")
+    threads.add_option(parser)
     parser.set_defaults(instructions=None)
 
 
@@ -111,13 +114,42 @@ def _request(args):
     return open_photo(args.photo), instructions, settings
 
 
-def _check_output(path: Path, photo: str) -> None:
+def _check_output(path: Path) -> None:
     if path.suffix.lower() not in IMAGE_SUFFIXES | LAYERED_SUFFIXES:
         raise UsageError(f"cannot write {path.name}: end the name with .png, .jpg, .webp, .tif, .ora or .psd")
     if not path.parent.resolve().is_dir():
         raise UsageError(f"the folder {path.parent} does not exist: create it first")
-    if path.exists() and path.resolve() == Path(photo).resolve():
-        raise UsageError("the result would replace the photo itself: choose another output name")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:
+        return False
+
+
+def _check_writes(outputs: list[Path], photo: Path, masks=()) -> None:
+    """Every file this run will write, checked before it runs: none may be one of its
+    inputs (the photo, a mask) or another of its outputs, and each one's folder must be
+    writable."""
+    inputs = [(photo, "the photo itself")] + [(Path(mask), f"the mask {mask}") for mask in masks]
+    for n, path in enumerate(outputs):
+        for source, what in inputs:
+            if _same_file(path, source):
+                raise UsageError(f"{path} would replace {what}: choose another name or folder")
+        for other in outputs[:n]:
+            if _same_file(path, other):
+                raise UsageError(f"this run would write {path} twice (as the result and as a mask, or as two "
+                                 "masks): choose another name or folder")
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # a folder still to be created: its nearest existing parent
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is a file, not a folder: choose another folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write into {folder}: choose a folder you may write to")
 
 
 def _load_engine(args):
@@ -171,8 +203,10 @@ def _read_masks(paths):
 
 
 def run_edit(args) -> int:
-    _check_output(args.output, args.photo)
+    _check_output(args.output)
     photo, instructions, settings = _request(args)
+    planned = [args.output] + (mask_paths(args.masks_dir, instructions) if args.masks_dir else [])
+    _check_writes(planned, Path(args.photo), args.masks or ())
     masks = _read_masks(args.masks) if args.masks else None
     if masks is not None and len(masks) != len(instructions):
         raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
@@ -190,6 +224,7 @@ def run_locate(args) -> int:
     if args.masks_dir is None:
         raise UsageError("say where to write the masks with --masks-dir")
     photo, instructions, settings = _request(args)
+    _check_writes(mask_paths(args.masks_dir, instructions), Path(args.photo))
     grounding = _load_engine(args).locate(photo, instructions, settings, seed=args.seed)
     for path in write_masks(args.masks_dir, grounding):
         print(f"Wrote {path}")
@@ -246,29 +281,31 @@ def heat_map(values):
     return Image.fromarray(colours.round().astype(np.uint8), "RGB")
 
 
+def mask_paths(folder: Path, instructions) -> list[Path]:
+    """The files write_masks writes for these instructions: each one's mask, then heat-map."""
+    return [folder / f"{i + 1}-{_slug(instruction.text)}-{suffix}.png"
+            for i, instruction in enumerate(instructions) for suffix in ("mask", "heatmap")]
+
+
 def write_masks(folder: Path, grounding) -> list[Path]:
     """Each instruction's mask and heat-map, at the working size, as PNGs."""
     import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, (instruction, mask, values) in enumerate(zip(grounding.instructions, grounding.masks, grounding.maps)):
-        name = f"{i + 1}-{_slug(instruction.text)}"
-        size = grounding.frame.size
-        mask_image = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST)
-        heat = heat_map(values).resize(size, Image.Resampling.NEAREST)
-        for suffix, image in (("mask", mask_image), ("heatmap", heat)):
-            path = folder / f"{name}-{suffix}.png"
-            save_image(path, image)
-            written.append(path)
-    return written
+    paths = iter(mask_paths(folder, grounding.instructions))
+    size = grounding.frame.size
+    for mask, values in zip(grounding.masks, grounding.maps):
+        save_image(next(paths), Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST))
+        save_image(next(paths), heat_map(values).resize(size, Image.Resampling.NEAREST))
+    return mask_paths(folder, grounding.instructions)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        threads.apply(getattr(args, "threads", 0))  # before anything imports torch
         return args.run(args)
     except UsageError as error:
         parser.exit(2, f"foi: {error}\n")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import attention
+from . import attention, threads
 from .errors import Cancelled, InstructionError, OutOfMemoryError, SettingsError
 from .grounding import grounding_maps
 from .guidance import guide
@@ -92,6 +92,7 @@ class FoiEngine:
         self.model_name = model_name or pipe.config.get("_name_or_path") or "InstructPix2Pix"
         self.random_weights = getattr(pipe, "foi_random_weights", False) if random_weights is None else random_weights
         self._control = attention.install(pipe.unet)
+        self._unet_weights = sum(p.numel() for p in pipe.unet.parameters())
         self._lock = threading.Lock()
         self._first_step: _FirstStep | None = None
 
@@ -200,6 +201,8 @@ class FoiEngine:
             photo_latent = pipe.vae.encode(pixels).latent_dist.mode()
         conditions = torch.cat([photo_latent, photo_latent, torch.zeros_like(photo_latent)])
         latent_shape = tuple(photo_latent.shape[-2:])
+        if pipe.device.type == "cpu":
+            threads.fit_to_work(self._unet_weights * latent_shape[0] * latent_shape[1])
 
         # The start: the photo's latent noised to the first of the K steps that run.
         scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)

@@ -1,5 +1,11 @@
 """Autosave for crash recovery. The GUI picks the folder (the platform's cache or state
-folder) and when to save; after a crash, `pending()` lists what can be offered back."""
+folder) and when to save; after a crash, `pending()` lists what can be offered back.
+
+Several editors may run at once and share the folder: each holds an operating-system lock
+on `<uid>.lock` beside every autosave it writes, so another one never offers (or deletes)
+work that is still live. The system drops the lock when the process ends, crash included,
+so an abandoned autosave is offered and a reused process number cannot fool the check.
+An autosave that cannot be read is never deleted: it can only be moved aside."""
 
 from __future__ import annotations
 
@@ -19,33 +25,88 @@ class RecoveryItem:
     title: str  # what to show: the project's or the photo's file name
     saved_at: float  # time.time() of the autosave
     project_path: str | None  # the project it belongs to, if it had been saved as one
-    error: str | None = None  # set when the autosave cannot be read (offer only to discard it)
+    error: str | None = None  # set when the autosave cannot be read (it can only be moved aside)
+
+
+UNREADABLE = "unreadable"  # the subfolder unreadable autosaves are moved to
+
+
+class _FileLock:
+    """An exclusive, non-blocking operating-system lock on a file, held while open."""
+
+    def __init__(self, path: str):
+        self.handle = open(path, "a+b")  # noqa: SIM115 - kept open: the lock lives as long as it
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise
+
+    def release(self) -> None:
+        self.handle.close()  # closing drops the lock
+
+
+def _held_elsewhere(lock_path: str) -> bool:
+    """True if some live editor holds this lock (this process's other handles included)."""
+    if not os.path.exists(lock_path):
+        return False
+    try:
+        _FileLock(lock_path).release()
+    except OSError:
+        return True
+    return False
 
 
 class RecoveryStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = os.fspath(folder)
+        self._locks: dict[str, _FileLock] = {}  # uid -> the lock this editor holds
 
     def path_for(self, doc: Document) -> str:
         return os.path.join(self.folder, f"{doc.uid}.foi")
 
+    def _lock_path(self, uid: str) -> str:
+        return os.path.join(self.folder, f"{uid}.lock")
+
+    def _hold(self, uid: str) -> None:
+        if uid not in self._locks:
+            os.makedirs(self.folder, exist_ok=True)
+            self._locks[uid] = _FileLock(self._lock_path(uid))
+
+    def _let_go(self, uid: str) -> None:
+        lock = self._locks.pop(uid, None)
+        if lock is not None:
+            lock.release()
+            with contextlib.suppress(OSError):
+                os.unlink(self._lock_path(uid))
+
     def autosave(self, doc: Document) -> str:
         """Write the document's recovery copy (atomically); the document stays 'modified'."""
-        os.makedirs(self.folder, exist_ok=True)
+        self._hold(doc.uid)
         title = os.path.basename(doc.project_path or doc.source_path or "") or "Untitled"
         path = self.path_for(doc)
         save_project(doc, path, recovery={"title": title, "project_path": doc.project_path, "saved_at": time.time()})
         return path
 
     def pending(self) -> list[RecoveryItem]:
-        """Recovery copies left behind, newest first."""
+        """Recovery copies left behind by editors that are no longer running, newest first."""
         if not os.path.isdir(self.folder):
             return []
         items = []
         for name in os.listdir(self.folder):
-            if not name.endswith(".foi"):
-                continue
+            uid, suffix = os.path.splitext(name)
             path = os.path.join(self.folder, name)
+            if suffix != ".foi" or not os.path.isfile(path):
+                continue
+            if uid in self._locks or _held_elsewhere(self._lock_path(uid)):
+                continue  # live work of this or another editor
             try:
                 reader = _Reader(path)
                 with reader.archive:
@@ -60,16 +121,47 @@ class RecoveryStore:
         return sorted(items, key=lambda item: item.saved_at, reverse=True)
 
     def recover(self, item: RecoveryItem) -> Document:
-        """Open a recovery copy: it keeps its project path (Save goes back there) and counts as
-        modified; its autosaves keep going to the same recovery file until discarded."""
-        doc = open_project(item.path)
-        doc.project_path = item.project_path
+        """Open a recovery copy. It is Untitled: the path written inside an autosave is not
+        trusted to say where Save may write (item.project_path is only shown to the user).
+        It counts as modified; its autosaves keep going to the same recovery file, now
+        locked by this editor, until discarded."""
+        uid = os.path.splitext(os.path.basename(item.path))[0]
+        self._hold(uid)  # before reading: no other editor offers it meanwhile
+        try:
+            doc = open_project(item.path)
+        except BaseException:
+            self._let_go(uid)
+            raise
+        doc.project_path = None
         doc.modified = True
-        doc.uid = os.path.splitext(os.path.basename(item.path))[0]
+        doc.uid = uid
         return doc
 
     def discard(self, item: RecoveryItem | Document) -> None:
-        """Forget a recovery copy (after a clean save or close, or when the user declines it)."""
-        path = self.path_for(item) if isinstance(item, Document) else item.path
+        """Forget a readable recovery copy (after a clean save or close, or when the user
+        declines it). An unreadable one is never deleted: see set_aside."""
+        if isinstance(item, RecoveryItem) and item.error is not None:
+            raise ProjectError("An autosave that cannot be read is not deleted: move it aside instead.")
+        uid = item.uid if isinstance(item, Document) else os.path.splitext(os.path.basename(item.path))[0]
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(self.path_for(item) if isinstance(item, Document) else item.path)
+        self._let_go(uid)
+
+    def set_aside(self, item: RecoveryItem) -> str:
+        """Move an autosave into the `unreadable` subfolder, where it is kept but no longer
+        offered; returns its new path."""
+        folder = os.path.join(self.folder, UNREADABLE)
+        os.makedirs(folder, exist_ok=True)
+        stem, suffix = os.path.splitext(os.path.basename(item.path))
+        target, n = os.path.join(folder, stem + suffix), 1
+        while os.path.exists(target):
+            n += 1
+            target = os.path.join(folder, f"{stem}-{n}{suffix}")
+        os.replace(item.path, target)
+        return target
+
+    def close(self) -> None:
+        """Drop every lock this editor holds (its autosaves stay, to be offered next time)."""
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()

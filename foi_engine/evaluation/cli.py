@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..catalog import DEFAULT_MODEL, TINY_RANDOM
+from .. import threads
+from ..catalog import (CLIP_MODEL, DEFAULT_MODEL, DINO_MODEL, METRIC_NAMES, PICKSCORE_MODEL, PICKSCORE_PROCESSOR,
+                       TINY_RANDOM)
 
 IMPORTERS = ("pie-bench", "magicbrush", "emu-edit")
 
 
 def add_parser(subparsers) -> None:
     """Register `eval` and `eval-import` on the `foi` command's subparsers."""
-    from .models import CLIP_MODEL, DINO_MODEL, METRIC_NAMES, PICKSCORE_MODEL, PICKSCORE_PROCESSOR
-
     ev = subparsers.add_parser(
         "eval", help="reproduce the paper's Table 1 on a benchmark manifest",
         description="Run each method on every edit of a manifest and measure it (resumable, shardable).")
@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     ev.add_argument("--text-guidance", type=float, default=7.5)
     ev.add_argument("--resolution", type=int, default=512)
     ev.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: the fastest)")
+    threads.add_option(ev)
     ev.add_argument("--shard", default="0/1", metavar="I/N",
                     help="take items I, I+N, I+2N, … (0 ≤ I < N); under `accelerate launch` each process "
                          "takes its part of this shard")

@@ -19,15 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..catalog import CLIP_MODEL, DINO_MODEL, METRIC_NAMES, PICKSCORE_MODEL, PICKSCORE_PROCESSOR  # noqa: F401
 from ..errors import ModelError
 
-CLIP_MODEL = "openai/clip-vit-large-patch14"
-DINO_MODEL = "facebook/dinov2-base"
-PICKSCORE_MODEL = "yuvalkirstain/PickScore_v1"
-PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-METRIC_NAMES = ("clip", "dino", "pickscore")
 
 
 def _features(output) -> torch.Tensor:

@@ -163,3 +163,38 @@ def test_the_shapes_model_runs_at_its_own_size_unless_told_otherwise(capsys, tmp
                            "--model", "shapes", "--steps", "3", "--device", "cpu", "-o", out, *extra)
         assert code == 0, err
         assert Image.open(out).size == size
+
+
+def test_no_output_lands_on_an_input_or_another_output(capsys, tmp_path, photo_file):
+    """Mask names are planned before the run: one that is the photo, a given mask or the
+    result is refused, and nothing is written or changed."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    photo_as_mask = masks / "1-make-the-cat-a-tiger-mask.png"
+    photo_as_mask.write_bytes(photo_file.read_bytes())
+    before = photo_as_mask.read_bytes()
+    cases = [
+        ("locate", photo_as_mask, ["--masks-dir", masks], "replace the photo itself"),
+        ("edit", photo_file, ["-o", masks / "1-make-the-cat-a-tiger-heatmap.png", "--masks-dir", masks],
+         "write"),
+        ("edit", photo_file, ["-o", tmp_path / "r.png", "--masks", photo_as_mask, "--masks-dir", masks],
+         "replace the mask"),
+    ]
+    for command, photo, extra, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            run(capsys, command, photo, "-i", "make the cat a tiger", "-k", "cat", *extra, *FAST)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+    assert photo_as_mask.read_bytes() == before
+    assert sorted(p.name for p in masks.iterdir()) == [photo_as_mask.name]
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_a_masks_folder_that_is_a_file_is_refused_before_the_run(capsys, tmp_path, photo_file):
+    not_a_folder = tmp_path / "masks"
+    not_a_folder.write_bytes(b"mine")
+    with pytest.raises(SystemExit):
+        run(capsys, "edit", photo_file, "-i", "make it winter", "-o", tmp_path / "r.png", "--masks-dir", not_a_folder,
+            *FAST)
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not_a_folder.read_bytes() == b"mine" and not (tmp_path / "r.png").exists()

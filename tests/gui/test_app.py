@@ -118,8 +118,6 @@ def test_settings_dialog_refuses_what_the_engine_refuses(qtbot, loop):
 
 
 def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monkeypatch):
-    from PySide6.QtWidgets import QMessageBox
-
     crashed = make_window(shared_client)
     crashed.open_sample()
     layer = crashed.doc.layers[1]
@@ -127,11 +125,17 @@ def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monk
     crashed.canvas.paint_stroke([(300, 200), (350, 220)])
     mask = layer.mask.copy()
     crashed.autosave()
-    assert crashed.recovery.pending(), "no recovery copy written"
-    # A crash: the window never closes cleanly. The next start offers the work back.
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert os.path.isfile(crashed.recovery.path_for(crashed.doc)), "no recovery copy written"
+    # While the first editor runs, a second one does not offer its live work.
+    monkeypatch.setattr("foi_desktop.window.ask_recovery", lambda *a: "restore")
+    second = make_window(shared_client)
+    assert not second.offer_recovery() and second.recovery.pending() == []
+    # A crash: the window never closes cleanly, and the system drops its locks. The next
+    # start offers the work back.
+    crashed.recovery.close()
     restarted = make_window(shared_client)
     assert restarted.offer_recovery()
+    assert restarted.doc.project_path is None  # restored work is untitled until the user saves it
     assert np.array_equal(restarted.doc.layers[1].mask, mask)
     assert restarted.doc.modified
     crashed.doc.modified = False  # the crashed one "never existed"
