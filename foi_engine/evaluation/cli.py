@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .. import threads
 from ..catalog import (CLIP_MODEL, DEFAULT_MODEL, DINO_MODEL, METRIC_NAMES, PICKSCORE_MODEL, PICKSCORE_PROCESSOR,
-                       TINY_RANDOM)
+                       TINY_RANDOM, model_settings)
 
-IMPORTERS = ("pie-bench", "magicbrush", "emu-edit")
+IMPORTERS = ("pie-bench", "magicbrush", "emu-edit", "shapes")
 
 
 def add_parser(subparsers) -> None:
@@ -30,11 +30,12 @@ def add_parser(subparsers) -> None:
                     help="foi, ip2p (the same sampler, focus off), or NAME=foi:MODEL / NAME=ip2p:MODEL for "
                          "another checkpoint; repeat (default: foi and ip2p)")
     ev.add_argument("--seed", type=int, default=0, help="seed of items that name none (default 0)")
-    ev.add_argument("--steps", type=int, default=100)
-    ev.add_argument("--strength", type=float, default=0.8)
-    ev.add_argument("--image-guidance", type=float, default=1.5)
-    ev.add_argument("--text-guidance", type=float, default=7.5)
-    ev.add_argument("--resolution", type=int, default=512)
+    # Left out, a setting takes the model's own (a bundled model's foi_settings.json), else the paper's.
+    ev.add_argument("--steps", type=int, help="denoising steps (default 100)")
+    ev.add_argument("--strength", type=float, help="default 0.8")
+    ev.add_argument("--image-guidance", type=float, help="default 1.5")
+    ev.add_argument("--text-guidance", type=float, help="default 7.5")
+    ev.add_argument("--resolution", type=int, help="default 512")
     ev.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: the fastest)")
     threads.add_option(ev)
     ev.add_argument("--shard", default="0/1", metavar="I/N",
@@ -55,9 +56,10 @@ def add_parser(subparsers) -> None:
     im = subparsers.add_parser(
         "eval-import", help="write an evaluation manifest from a downloaded benchmark",
         description="PIE-Bench (its data/ folder), MagicBrush (the HF parquet files, or the test folder "
-                    "with edit_sessions.json) or EMU-Edit test (the HF parquet files).")
+                    "with edit_sessions.json), EMU-Edit test (the HF parquet files), or shapes (the built-in "
+                    "shapes model's held-out scenes, generated: no source).")
     im.add_argument("benchmark", choices=IMPORTERS)
-    im.add_argument("source", type=Path, help="the benchmark's folder or parquet file")
+    im.add_argument("source", type=Path, nargs="?", help="the benchmark's folder or parquet file")
     im.add_argument("-o", "--output", type=Path, required=True, help="the manifest to write (.jsonl)")
     im.add_argument("--images-dir", type=Path, default=None,
                     help="where images inside parquet files are written (default: beside the manifest)")
@@ -92,8 +94,9 @@ def run(args) -> int:
     unknown = sorted(set(which) - {"clip", "dino", "pickscore"})
     if unknown:
         raise ManifestError(f"Unknown metric {', '.join(unknown)}: choose from clip, dino, pickscore, or none.")
-    settings = EditSettings(steps=args.steps, strength=args.strength, image_guidance=args.image_guidance,
-                            text_guidance=args.text_guidance, resolution=args.resolution)
+    given = {name: getattr(args, name) for name in ("steps", "strength", "image_guidance", "text_guidance",
+                                                     "resolution") if getattr(args, name) is not None}
+    settings = EditSettings(**{**model_settings(args.model), **given})
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     every = runner.check_run_file(out, settings, args.seed, methods)
@@ -138,11 +141,15 @@ def _default_device() -> str:
 
 def run_import(args) -> int:
     from . import importers
-    from .manifest import write_manifest
+    from .manifest import ManifestError, write_manifest
 
     manifest_dir = args.output.resolve().parent
     images = args.images_dir or manifest_dir / f"{args.output.stem}-images"
-    if args.benchmark == "pie-bench":
+    if (args.source is None) != (args.benchmark == "shapes"):
+        raise ManifestError("shapes needs no source folder; every other benchmark does: give its folder or file.")
+    if args.benchmark == "shapes":
+        items = importers.shapes(manifest_dir, images)
+    elif args.benchmark == "pie-bench":
         items = importers.pie_bench(args.source, manifest_dir)
     elif args.benchmark == "emu-edit":
         items = importers.emu_edit(args.source, manifest_dir, images)

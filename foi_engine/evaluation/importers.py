@@ -5,6 +5,8 @@
   the test zip's folder layout (edit_sessions.json, images/<id>/<id>-input.png, …,
   global_descriptions.json for captions).
 - EMU-Edit test (Hugging Face parquet: image, instruction, input/output captions; no targets).
+- shapes: the built-in shapes model's held-out scenes, generated (no download), with their
+  exact regions and true edits.
 
 Each importer returns Items whose paths are relative to the folder the manifest will be
 written to. MagicBrush sessions can become one item per turn (single-instruction) or one item
@@ -203,5 +205,32 @@ def emu_edit(source: Path, manifest_dir: Path, images_dir: Path) -> list[Item]:
             input_caption=row["input_caption"] or "", output_caption=row["output_caption"] or "",
             source="emu-edit", category=row["task"] or "",
             extra={"keyword_guessed": True} if guessed else {},
+        ))
+    return items
+
+
+def shapes(manifest_dir: Path, images_dir: Path, single: int = 40, multi: int = 30) -> list[Item]:
+    """The shapes model's held-out scenes (foi_engine.shapes.evaluate.heldout_scenes: the
+    model card's 40 single- and 30 multi-instruction scenes, with their seeds): the scene,
+    its exact edit region (the union of its instructions' regions) and the true edit."""
+    import numpy as np
+
+    from ..shapes.evaluate import heldout_scenes
+
+    images_dir = Path(images_dir)
+    items = []
+    for group, example, seed in heldout_scenes(single, multi):
+        name = f"{group}-{seed:03d}"
+        region = np.any([edit.mask for edit in example.edits], axis=0)
+        paths = {}
+        for part, pixels in (("input", example.source), ("mask", region.astype(np.uint8) * 255),
+                             ("target", example.edited)):
+            paths[part] = images_dir / f"{name}-{part}.png"
+            files.save_image(paths[part], Image.fromarray(pixels))
+        items.append(Item(
+            id=f"shapes-{name}", image=_relative(paths["input"], manifest_dir),
+            instructions=tuple(Instruction(edit.text, edit.keyword) for edit in example.edits),
+            mask=_relative(paths["mask"], manifest_dir), target=_relative(paths["target"], manifest_dir),
+            seed=seed, source="shapes", category=group,
         ))
     return items

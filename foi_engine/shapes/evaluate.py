@@ -78,6 +78,15 @@ def own_shape(mask: np.ndarray, example: Example, target: str) -> bool:
     return bool(max(overlaps, key=overlaps.get) == target and overlaps[target] > 0)
 
 
+def heldout_scenes(single: int, multi: int):
+    """The evaluation's held-out scenes, as (group, example, seed): singles from index 0,
+    multis (2–3 instructions) from 100 000, so the two sets never share a scene."""
+    for i in range(single):
+        yield "single", make_example(i, "heldout", instructions=1), i
+    for i in range(multi):
+        yield "multi", make_example(100_000 + i, "heldout", instructions=2 + i % 2), i
+
+
 def measure(engine, example: Example, seed: int, overrides: dict | None = None) -> dict:
     """Both runs on one example, and the numbers of each."""
     source = Image.fromarray(example.source)
@@ -191,18 +200,13 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     engine = FoiEngine.load(args.model, device="cpu")
     started = time.time()
-    groups, shown = {}, []
-    # Held-out indices: singles from 0, multis from 100 000, so the two sets never share a scene.
-    for name, count, offset, forced in (("single", args.single, 0, 1), ("multi", args.multi, 100_000, None)):
-        records = []
-        for i in range(count):
-            example = make_example(offset + i, "heldout", instructions=forced or 2 + i % 2)
-            record, images = measure(engine, example, seed=i)
-            records.append(record)
-            if i < 4:
-                shown.append((example, images))
-        groups[name] = summarise(records)
-        groups[name]["records"] = records
+    records, shown = {"single": [], "multi": []}, []
+    for group, example, seed in heldout_scenes(args.single, args.multi):
+        record, images = measure(engine, example, seed=seed)
+        records[group].append(record)
+        if seed < 4:
+            shown.append((example, images))
+    groups = {name: {**summarise(found), "records": found} for name, found in records.items() if found}
     report = {"model": args.model, "settings": SETTINGS, "seconds": time.time() - started,
               "groups": groups}
     print(table(groups))
