@@ -91,7 +91,8 @@ def measure(engine, example: Example, seed: int, overrides: dict | None = None) 
     """Both runs on one example, and the numbers of each."""
     source = Image.fromarray(example.source)
     outside = ~np.any([edit.mask for edit in example.edits], axis=0)
-    record = {"text": example.text, "targets": [e.target for e in example.edits], "seed": seed}
+    record = {"text": example.text, "targets": [e.target for e in example.edits], "seed": seed,
+              "shape_count": len(example.shapes)}
     images = {}
     for name, focus in (("vanilla", False), ("foi", True)):
         result = engine.edit(source, instructions_of(example), settings(focus, **(overrides or {})), seed=seed)
@@ -116,23 +117,35 @@ def measure(engine, example: Example, seed: int, overrides: dict | None = None) 
     return record, images
 
 
-def summarise(records: list[dict]) -> dict:
-    def mean(values):
-        values = [v for v in values if v == v]  # drop NaN (no outside pixels)
-        return float(np.mean(values)) if values else float("nan")
+CLEAN_PSNR_DB = 20.0  # "clean": the edit lands and the outside keeps at least this PSNR
 
+
+def _mean(values) -> float:
+    values = [v for v in values if v == v]  # drop NaN (no outside pixels)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summarise(records: list[dict]) -> dict:
+    """Means over a group. "lands" counts sub-edits; "lands (2–4 shapes)" only scenes where
+    the named shape must be told apart from others (a background edit or a lone shape
+    needs no binding); "clean" counts scenes where every sub-edit lands and the outside
+    keeps ≥ CLEAN_PSNR_DB."""
     summary = {"examples": len(records)}
     ious = [x for r in records for x in r["mask_iou"]]
-    summary["mask_iou"] = mean(ious)
-    summary["mask_iou_at_least_0.5"] = mean([x >= 0.5 for x in ious])
-    summary["own_shape"] = mean([x for r in records for x in r["own_shape"]])
+    summary["mask_iou"] = _mean(ious)
+    summary["mask_iou_at_least_0.5"] = _mean([x >= 0.5 for x in ious])
+    summary["own_shape"] = _mean([x for r in records for x in r["own_shape"]])
     for factor in FACTORS:
-        summary[f"mask_iou_factor_{factor}"] = mean([x for r in records for x in r[f"mask_iou_factor_{factor}"]])
+        summary[f"mask_iou_factor_{factor}"] = _mean([x for r in records for x in r[f"mask_iou_factor_{factor}"]])
+    binding = [r for r in records if r["shape_count"] >= 2]
     for name in ("vanilla", "foi"):
         summary[name] = {
-            "psnr_outside": mean([r[name]["psnr_outside"] for r in records]),
-            "change_inside": mean([x for r in records for x in r[name]["change_inside"]]),
-            "lands": mean([x for r in records for x in r[name]["lands"]]),
+            "psnr_outside": _mean([r[name]["psnr_outside"] for r in records]),
+            "change_inside": _mean([x for r in records for x in r[name]["change_inside"]]),
+            "lands": _mean([x for r in records for x in r[name]["lands"]]),
+            "lands_2_to_4_shapes": _mean([x for r in binding for x, t in zip(r[name]["lands"], r["targets"])
+                                          if t != "background"]),
+            "clean": _mean([all(r[name]["lands"]) and not r[name]["psnr_outside"] < CLEAN_PSNR_DB for r in records]),
         }
     summary["inside_ratio_foi_vs_vanilla"] = summary["foi"]["change_inside"] / summary["vanilla"]["change_inside"]
     summary["foi_psnr_gain_db"] = summary["foi"]["psnr_outside"] - summary["vanilla"]["psnr_outside"]
@@ -148,7 +161,7 @@ def mask_picture(masks: list[np.ndarray]) -> np.ndarray:
 
 
 def sheet(rows: list[tuple[Example, dict]], path: Path, scale: int = 3) -> None:
-    columns = ("source", "true mask", "FoI masks", "vanilla", "FoI", "target")
+    columns = ("source", "true mask", "FoI masks", "plain IP2P", "FoI", "target")
     cell, label = SIZE * scale, 14
     image = Image.new("RGB", (cell * len(columns), label + len(rows) * (cell + label)), "white")
     draw = ImageDraw.Draw(image)
@@ -172,47 +185,79 @@ def write_atomic(path: Path, write) -> None:
 
 
 def table(groups: dict) -> str:
-    lines = [f"{'':8} {'n':>4} {'IoU':>5} {'IoU≥.5':>6} {'own':>5} │ {'PSNR out (dB)':>15} │ "
-             f"{'change in':>13} │ {'lands':>11} │ {'in ratio':>8}",
-             f"{'':8} {'':>4} {'FoI':>5} {'':>6} {'':>5} │ {'van':>7} {'FoI':>7} │ {'van':>6} {'FoI':>6} │ "
-             f"{'van':>5} {'FoI':>5} │ {'FoI/van':>8}"]
+    lines = [f"{'':10} {'n':>3} {'IoU':>5} {'≥.5':>5} {'own':>5} │ {'PSNR out (dB)':>13} │ {'lands':>11} │ "
+             f"{'lands 2–4':>11} │ {'clean':>11} │ {'in ratio':>8}",
+             f"{'':10} {'':>3} {'FoI':>5} {'':>5} {'':>5} │ {'plain':>6} {'FoI':>6} │ {'plain':>5} {'FoI':>5} │ "
+             f"{'plain':>5} {'FoI':>5} │ {'plain':>5} {'FoI':>5} │ {'FoI/plain':>8}"]
     for name, s in groups.items():
+        v, f = s["vanilla"], s["foi"]
         lines.append(
-            f"{name:8} {s['examples']:>4} {s['mask_iou']:>5.2f} {s['mask_iou_at_least_0.5']:>6.2f} "
-            f"{s['own_shape']:>5.2f} │ {s['vanilla']['psnr_outside']:>7.2f} {s['foi']['psnr_outside']:>7.2f} │ "
-            f"{s['vanilla']['change_inside']:>6.1f} {s['foi']['change_inside']:>6.1f} │ "
-            f"{s['vanilla']['lands']:>5.2f} {s['foi']['lands']:>5.2f} │ {s['inside_ratio_foi_vs_vanilla']:>8.2f}")
+            f"{name:10} {s['examples']:>3} {s['mask_iou']:>5.2f} {s['mask_iou_at_least_0.5']:>5.2f} "
+            f"{s['own_shape']:>5.2f} │ {v['psnr_outside']:>6.2f} {f['psnr_outside']:>6.2f} │ "
+            f"{v['lands']:>5.2f} {f['lands']:>5.2f} │ {v['lands_2_to_4_shapes']:>5.2f} {f['lands_2_to_4_shapes']:>5.2f} │ "
+            f"{v['clean']:>5.2f} {f['clean']:>5.2f} │ {s['inside_ratio_foi_vs_vanilla']:>8.2f}")
     return "\n".join(lines)
 
 
+def vae_round_trip_psnr(engine, examples: list[Example]) -> float:
+    """PSNR (dB) of source scenes encoded and decoded by the model's VAE, as the engine does."""
+    import torch
+
+    vae, processor = engine.pipe.vae, engine.pipe.image_processor
+    with torch.no_grad():
+        pixels = torch.cat([processor.preprocess(Image.fromarray(e.source)) for e in examples]).to(vae.dtype)
+        decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample
+    images = processor.postprocess(decoded, output_type="np") * 255
+    sources = np.stack([e.source for e in examples]).astype(np.float64)
+    mse = np.mean((np.round(images) - sources) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
 def main(argv=None) -> None:
+    from .. import threads
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--single", type=int, default=40, help="held-out single-instruction examples")
     parser.add_argument("--multi", type=int, default=30, help="held-out examples with 2–3 instructions")
+    parser.add_argument("--steps-sweep", default="10,20", help="also measure at these step counts (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/shapes"))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sheet", type=Path, help="also write a FoI-vs-plain sheet of 8 multi-instruction scenes here")
+    threads.add_option(parser)
     args = parser.parse_args(argv)
-    import torch
-
+    threads.apply(args.threads)
     from foi_engine import FoiEngine
 
-    torch.set_num_threads(args.threads)
     engine = FoiEngine.load(args.model, device="cpu")
     started = time.time()
-    records, shown = {"single": [], "multi": []}, []
-    for group, example, seed in heldout_scenes(args.single, args.multi):
+    scenes = list(heldout_scenes(args.single, args.multi))
+    records, shown, multi_shown = {"single": [], "multi": []}, [], []
+    for group, example, seed in scenes:
         record, images = measure(engine, example, seed=seed)
         records[group].append(record)
         if seed < 4:
             shown.append((example, images))
+        if group == "multi" and len(multi_shown) < 8:
+            multi_shown.append((example, images))
     groups = {name: {**summarise(found), "records": found} for name, found in records.items() if found}
+    sweep = {}
+    for steps in [int(k) for k in args.steps_sweep.split(",") if k.strip()]:
+        found = {"single": [], "multi": []}
+        for group, example, seed in scenes:
+            found[group].append(measure(engine, example, seed=seed, overrides={"steps": steps})[0])
+        sweep[steps] = {name: summarise(rs) for name, rs in found.items() if rs}
     report = {"model": args.model, "settings": SETTINGS, "seconds": time.time() - started,
-              "groups": groups}
+              "vae_round_trip_psnr": vae_round_trip_psnr(engine, [example for _, example, _ in scenes]),
+              "groups": groups, "steps_sweep": sweep}
     print(table(groups))
+    print(f"VAE round trip on these scenes: {report['vae_round_trip_psnr']:.2f} dB")
+    for steps, found in sweep.items():
+        print(f"\n{steps} steps:\n{table(found)}")
     write_atomic(args.out / "shapes_eval.json",
                  lambda handle: handle.write(json.dumps(report, indent=1).encode("utf-8")))
     sheet(shown, args.out / "shapes_examples.png")
+    if args.sheet:
+        sheet(multi_shown, args.sheet)
     print(f"Wrote {args.out / 'shapes_eval.json'} and {args.out / 'shapes_examples.png'} "
           f"in {report['seconds']:.0f} s")
 
