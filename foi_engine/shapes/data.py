@@ -28,7 +28,11 @@ COLOURS = {
     "black": (20, 20, 20),
 }
 BACKGROUNDS = ("flat", "gradient", "noise", "stripes")
-TEMPLATES = ("make the {0} {1}", "turn the {0} {1}", "paint the {0} {1}", "change the {0} to {1}")
+# {0} is the target, {1} the colour. The text encoder is causal, so a word only carries
+# what comes before it: in the last three templates the shape's own token also knows the
+# colour, the order real captions ("a red circle") use.
+TEMPLATES = ("make the {0} {1}", "turn the {0} {1}", "paint the {0} {1}", "change the {0} to {1}",
+             "paint {1} on the {0}", "give {1} to the {0}", "{1} for the {0}")
 SPLITS = {"train": 0, "heldout": 1}
 MULTI_FRACTION = 0.4  # share of examples with two or three instructions
 BACKGROUND_EDIT = 0.15  # chance that an edit targets the background
@@ -174,6 +178,20 @@ def make_example(index: int, split: str = "train", instructions: int | None = No
         edits.append(Edit(text, target, str(colour), mask))
     edited = np.clip(np.round(edited), 0, 255).astype(np.uint8)
     return Example(source, edited, tuple(edits), shapes)
+
+
+def colour_name(pixel) -> str:
+    """The palette colour nearest to an RGB value (shapes are painted in palette colours)."""
+    distances = {name: np.linalg.norm(np.asarray(rgb, dtype=np.float64) - pixel) for name, rgb in COLOURS.items()}
+    return min(distances, key=distances.get)
+
+
+def caption(image: np.ndarray, shapes: dict, rng: np.random.Generator) -> str:
+    """A text-to-image caption naming each shape with its colour, in random order:
+    "a red circle and a blue star"."""
+    kinds = list(shapes)
+    rng.shuffle(kinds)
+    return " and ".join(f"a {colour_name(image[shapes[kind]].mean(axis=0))} {kind}" for kind in kinds)
 
 
 def demo_scene(index: int = 1) -> tuple[np.ndarray, list[tuple[str, str | None]]]:

@@ -1,20 +1,37 @@
-"""Train the shapes model: `python -m foi_engine.shapes.train`.
+"""Train the shapes model: `python -m foi_engine.shapes.train --threads 2`.
 
-Two phases, both reproducible from --seed (example i of step s is data index
-s·batch + i; the step's dropout and noise come from a generator seeded with (seed, s)):
-1. the VAE, started as 4×4 colour pooling (model.start_as_pooling), on reconstructions
-   of source and edited scenes; then the latent scale is measured so scaled latents
-   have unit variance;
-2. the UNet and the text encoder with InstructPix2Pix's objective: predict the noise
-   added to the edited scene's scaled latent, given the source's unscaled latent
-   (concatenated, as the engine conditions) and the instruction; conditioning dropout
-   5 % text, 5 % image, 5 % both, so classifier-free guidance works.
-A checkpoint is written every --save-every steps to --work (resumed automatically);
-the finished model is saved in diffusers format (safetensors) to --out."""
+Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
+1. vae — the VAE, started as 4×4 colour pooling (model.start_as_pooling), learns to
+   reconstruct source and edited scenes; then the latent scale is measured so scaled
+   latents have unit variance.
+2. latents — the VAE encodes --examples training examples (source and edited) once;
+   the later stages read these instead of running the VAE every step.
+3. t2i — the UNet and text encoder learn text-to-image on captions that name each shape
+   with its colour ("a red circle and a blue star"), the image condition empty. To draw
+   the right shape in the right colour, each place in the picture must look up its own
+   shape's word, so shape words find their shapes in cross-attention: the stage real
+   InstructPix2Pix inherits from Stable Diffusion and a from-scratch model lacks.
+4. ip2p — InstructPix2Pix's objective: the edited scene's latent, noised, given the
+   source's unscaled latent (concatenated, as the engine conditions) and the
+   instruction; conditioning dropout 5 % text, 5 % image, 5 % both, so classifier-free
+   guidance works. A share of text-to-image examples stays in every batch.
+
+The UNet predicts v (velocity), not the noise: sampling starts near t = 800, where an
+ε-prediction loss weights errors in the predicted picture by an SNR of 0.04, so the edit
+decision got almost no training signal. The loss is plain MSE on latents: attention is
+never supervised, so the grounding tests measure what the model learnt by itself. An
+exponential moving average of the UNet and text encoder is what is exported.
+
+Every --check-every steps a quick held-out slice (scenes the evaluation never reads)
+measures binding: the keyword's mask IoU and whether it lies on the named shape; in the
+ip2p stage also whether plain InstructPix2Pix lands the asked colour. Lines go to
+--work/log.jsonl. The finished model is saved in diffusers format (safetensors) to --out."""
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import shutil
 import tempfile
@@ -27,13 +44,17 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_write
 from ..catalog import SETTINGS_FILE
-from .data import make_example
+from .data import caption, make_example
 from .model import build_models, build_tokenizer, start_as_pooling
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WORK = ROOT / ".shapes-train"
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "shapes"
 DROP_TEXT, DROP_IMAGE, DROP_BOTH = 0.05, 0.05, 0.05
+DROP_CAPTION = 0.1  # text-to-image examples with no caption: the unconditional branch
+TRAIN_OFFSET = 1_000_000  # training examples are train-split indices from here on
+CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation reads below 200 000)
+STAGES = ("vae", "t2i", "ip2p")
 
 
 def to_pixels(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -60,11 +81,20 @@ def save_atomic(state: dict, path: Path) -> None:
 
 def vae_step(vae, examples, kl_weight: float) -> torch.Tensor:
     pixels = to_pixels([e.source for e in examples] + [e.edited for e in examples])
-    # Decoded from the mode, as the engine encodes: sampling would only slow this short
-    # training down; the KL term still keeps the latents small and centred.
+    # Decoded from the mode, as the engine encodes; the KL term keeps the latents small and centred.
     posterior = vae.encode(pixels).latent_dist
     reconstruction = vae.decode(posterior.mode()).sample
     return F.mse_loss(reconstruction, pixels) + kl_weight * posterior.kl().mean() / posterior.mean[0].numel()
+
+
+@torch.no_grad()
+def vae_psnr(vae, count: int = 64) -> float:
+    """Round-trip PSNR (dB, 0–255 pixels) on held-out scenes of the quick-check slice."""
+    examples = [make_example(CHECK_OFFSET + i, "heldout") for i in range(count)]
+    pixels = to_pixels([e.source for e in examples])
+    decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
+    mse = F.mse_loss(decoded, pixels).item() * 127.5**2
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 @torch.no_grad()
@@ -75,38 +105,122 @@ def measure_scale(vae, count: int = 256) -> float:
     return float(1.0 / latents.std())
 
 
-def unet_step(parts, examples, generator) -> torch.Tensor:
-    vae, unet, text_encoder, tokenizer, alphas = parts
-    with torch.no_grad():
+@torch.no_grad()
+def encode_dataset(vae, count: int, seed: int, chunk: int = 256) -> dict:
+    """Unscaled latents of `count` training examples, their instructions and captions."""
+    from tqdm.auto import tqdm
+
+    sources, edited, texts, captions = [], [], [], []
+    for start in tqdm(range(0, count, chunk), desc="Latents", mininterval=10):
+        examples = [make_example(TRAIN_OFFSET + i) for i in range(start, min(count, start + chunk))]
         latents = vae.encode(to_pixels([e.source for e in examples] + [e.edited for e in examples])).latent_dist.mode()
-    n = len(examples)
-    source, target = latents[:n], latents[n:] * vae.config.scaling_factor
-    draw = torch.rand(n, generator=generator)
-    texts = ["" if (d < DROP_TEXT or d >= DROP_TEXT + DROP_IMAGE) and d < DROP_TEXT + DROP_IMAGE + DROP_BOTH
-             else e.text for d, e in zip(draw.tolist(), examples)]
-    drop_image = (draw >= DROP_TEXT) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
-    source = source * (~drop_image).float()[:, None, None, None]
+        sources.append(latents[: len(examples)].clone())
+        edited.append(latents[len(examples):].clone())
+        for offset, e in enumerate(examples):
+            rng = np.random.default_rng([seed, start + offset])
+            texts.append(e.text)
+            captions.append((caption(e.source, e.shapes, rng), caption(e.edited, e.shapes, rng)))
+    return {"count": count, "source": torch.cat(sources), "edited": torch.cat(edited), "texts": texts,
+            "captions": captions}
+
+
+def velocity(target: torch.Tensor, noise: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """v = √ᾱ·ε − √(1−ᾱ)·x₀, what a v-prediction UNet is trained to output."""
+    return a.sqrt() * noise - (1 - a).sqrt() * target
+
+
+def diffusion_loss(parts, target, condition, texts, generator) -> torch.Tensor:
+    """v-prediction MSE for `target` latents (scaled) given image `condition` and texts."""
+    unet, text_encoder, tokenizer, alphas = parts
     noise = torch.randn(target.shape, generator=generator)
-    t = torch.randint(0, len(alphas), (n,), generator=generator)
+    t = torch.randint(0, len(alphas), (len(target),), generator=generator)
     a = alphas[t][:, None, None, None]
     noisy = a.sqrt() * target + (1 - a).sqrt() * noise
     embeds = encode_text(tokenizer, text_encoder, texts)
-    prediction = unet(torch.cat([noisy, source], dim=1), t, encoder_hidden_states=embeds).sample
-    return F.mse_loss(prediction, noise)
+    prediction = unet(torch.cat([noisy, condition], dim=1), t, encoder_hidden_states=embeds).sample
+    return F.mse_loss(prediction, velocity(target, noise, a))
+
+
+def t2i_batch(data, rows, scale, generator):
+    """Captioned pictures (source or edited at random), image condition empty."""
+    draw = torch.rand(len(rows), 2, generator=generator).tolist()
+    pick = [int(d[0] < 0.5) for d in draw]
+    target = torch.stack([(data["edited"] if p else data["source"])[r] for r, p in zip(rows, pick)]) * scale
+    texts = ["" if d[1] < DROP_CAPTION else data["captions"][r][p] for r, p, d in zip(rows, pick, draw)]
+    return target, torch.zeros_like(target), texts
+
+
+def ip2p_batch(data, rows, scale, generator):
+    """Source → edited with the instruction; conditioning dropout for guidance."""
+    draw = torch.rand(len(rows), generator=generator)
+    target = data["edited"][rows] * scale
+    source = data["source"][rows]
+    drop_text = (draw < DROP_TEXT) | (draw >= DROP_TEXT + DROP_IMAGE) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
+    drop_image = (draw >= DROP_TEXT) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
+    texts = ["" if dropped else data["texts"][r] for r, dropped in zip(rows.tolist(), drop_text.tolist())]
+    return target, source * (~drop_image).float()[:, None, None, None], texts
+
+
+def unet_step(parts, data, stage: str, step: int, batch: int, t2i_share: float, scale: float, generator):
+    """One stage step's loss; the batch's rows and draws come from `generator` alone."""
+    rows = torch.randint(0, data["count"], (batch,), generator=generator)
+    if stage == "t2i":
+        return diffusion_loss(parts, *t2i_batch(data, rows.tolist(), scale, generator), generator)
+    keep = round(batch * t2i_share)
+    batches = [t2i_batch(data, rows[:keep].tolist(), scale, generator)] if keep else []
+    batches.append(ip2p_batch(data, rows[keep:], scale, generator))
+    target, condition = (torch.cat([b[i] for b in batches]) for i in (0, 1))
+    return diffusion_loss(parts, target, condition, [text for b in batches for text in b[2]], generator)
+
+
+def pipeline(vae, unet, text_encoder, tokenizer, scheduler):
+    from diffusers import StableDiffusionInstructPix2PixPipeline
+
+    return StableDiffusionInstructPix2PixPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+@torch.no_grad()
+def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, count: int = 24) -> dict:
+    """Binding on held-out one-instruction scenes of 2–4 shapes whose edit names a shape."""
+    from PIL import Image
+
+    from ..engine import FoiEngine
+    from .evaluate import iou, lands, own_shape, settings, upsample
+
+    engine = FoiEngine(pipeline(*(copy.deepcopy(m).eval() for m in (vae, unet, text_encoder)), tokenizer,
+                                scheduler), model_name="shapes-training")
+    scenes, index = [], CHECK_OFFSET
+    while len(scenes) < count:
+        example = make_example(index, "heldout", instructions=1)
+        index += 1
+        if len(example.shapes) >= 2 and example.edits[0].keyword is not None:
+            scenes.append(example)
+    ious, owns, landed = [], [], []
+    for seed, example in enumerate(scenes):
+        from .evaluate import instructions_of
+
+        source, edit = Image.fromarray(example.source), example.edits[0]
+        found = engine.locate(source, instructions_of(example), settings(True), seed=seed)
+        mask = upsample(found.masks[0])
+        ious.append(iou(mask, edit.mask))
+        owns.append(own_shape(mask, example, edit.target))
+        if edits and seed < count // 2:
+            result = engine.edit(source, instructions_of(example), settings(False, steps=20), seed=seed)
+            landed.append(lands(np.asarray(result.image), edit.mask, edit.colour))
+    report = {"iou": float(np.mean(ious)), "own_shape": float(np.mean(owns))}
+    if landed:
+        report["plain_lands_multi_shape"] = float(np.mean(landed))
+    return report
 
 
 def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
     """Save the pipeline (safetensors, weights in float16 to halve the repository's
     share: the engine loads them as float32 on CPU) beside `out`, then swap it into place."""
-    import copy
-
-    from diffusers import StableDiffusionInstructPix2PixPipeline
-
     vae, unet, text_encoder = (copy.deepcopy(m).eval().half() for m in (vae, unet, text_encoder))
-    pipe = StableDiffusionInstructPix2PixPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
+    pipe = pipeline(vae, unet, text_encoder, tokenizer, scheduler)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=".shapes-export-"))
     pipe.save_pretrained(staging, safe_serialization=True)
@@ -122,93 +236,132 @@ def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def learning_rate(peak: float, step: int, steps: int, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    warmup = min(warmup, max(1, steps // 4))
+    progress = max(0.0, (step - warmup) / max(1, steps - warmup))
+    return peak * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vae-steps", type=int, default=200)
-    parser.add_argument("--vae-batch", type=int, default=8, help="examples per VAE step (two images each)")
-    parser.add_argument("--unet-steps", type=int, default=1200)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--vae-lr", type=float, default=1e-4)
+    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--vae-batch", type=int, default=16, help="examples per VAE step (two images each)")
+    parser.add_argument("--vae-lr", type=float, default=4e-4)
     parser.add_argument("--kl-weight", type=float, default=1e-4)
+    parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
+    parser.add_argument("--t2i-steps", type=int, default=1500)
+    parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the text-to-image stage")
+    parser.add_argument("--ip2p-lr", type=float, default=5e-4, help="peak learning rate of the InstructPix2Pix stage")
+    parser.add_argument("--t2i-share", type=float, default=0.25, help="text-to-image share of InstructPix2Pix batches")
+    parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--check-every", type=int, default=500, help="quick held-out binding check (0: never)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--export-only", action="store_true", help="save the latest checkpoint as the model")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    from diffusers import EulerAncestralDiscreteScheduler
     from tqdm.auto import tqdm
 
     tokenizer = build_tokenizer()
     torch.manual_seed(args.seed)
     vae, unet, text_encoder, scheduler = build_models(tokenizer)
+    scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
+    ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
     alphas = torch.cumprod(1.0 - scheduler.betas, dim=0)
+    trained = list(unet.parameters()) + list(text_encoder.parameters())
     vae_opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
-    unet_opt = torch.optim.AdamW(list(unet.parameters()) + list(text_encoder.parameters()), lr=args.lr,
-                                 weight_decay=0.01)
-    checkpoint = args.work / "checkpoint.pt"
-    state = {"vae_step": 0, "unet_step": 0, "seconds": 0.0}
+    unet_opt = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
+    args.work.mkdir(parents=True, exist_ok=True)
+    checkpoint, cache, log = args.work / "checkpoint.pt", args.work / "latents.pt", args.work / "log.jsonl"
+    state = {"steps": dict.fromkeys(STAGES, 0), "seconds": 0.0, "ema_updates": 0}
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
-        vae.load_state_dict(saved["vae"])
-        unet.load_state_dict(saved["unet"])
-        text_encoder.load_state_dict(saved["text_encoder"])
-        vae_opt.load_state_dict(saved["vae_opt"])
-        unet_opt.load_state_dict(saved["unet_opt"])
+        for module, key in ((vae, "vae"), (unet, "unet"), (text_encoder, "text_encoder"), (ema_unet, "ema_unet"),
+                            (ema_text, "ema_text"), (vae_opt, "vae_opt"), (unet_opt, "unet_opt")):
+            module.load_state_dict(saved[key])
         vae.register_to_config(scaling_factor=saved["scaling_factor"])
         state = saved["state"]
         print(f"Resumed from {checkpoint}: {state}")
 
     def save():
         save_atomic({"vae": vae.state_dict(), "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
+                     "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(),
                      "vae_opt": vae_opt.state_dict(), "unet_opt": unet_opt.state_dict(),
                      "scaling_factor": vae.config.scaling_factor, "state": state, "args": vars(args)}, checkpoint)
 
+    def note(**fields):
+        line = json.dumps({"seconds": round(time.time() - started), **fields})
+        print(line, flush=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    started = time.time() - state["seconds"]
     if not args.export_only:
-        started = time.time() - state["seconds"]
         vae.train()
-        bar = tqdm(range(state["vae_step"], args.vae_steps), initial=state["vae_step"], total=args.vae_steps,
-                   desc="VAE", mininterval=10)
+        bar = tqdm(range(state["steps"]["vae"], args.vae_steps), initial=state["steps"]["vae"],
+                   total=args.vae_steps, desc="VAE", mininterval=10)
         for step in bar:
+            for group in vae_opt.param_groups:
+                group["lr"] = learning_rate(args.vae_lr, step, args.vae_steps)
             loss = vae_step(vae, batch_examples(step, args.vae_batch), args.kl_weight)
             vae_opt.zero_grad()
             loss.backward()
             vae_opt.step()
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            state["vae_step"], state["seconds"] = step + 1, time.time() - started
+            state["steps"]["vae"], state["seconds"] = step + 1, time.time() - started
             if (step + 1) % args.save_every == 0 or step + 1 == args.vae_steps:
                 if step + 1 == args.vae_steps:
                     vae.register_to_config(scaling_factor=measure_scale(vae.eval()))
+                note(stage="vae", step=step + 1, psnr=round(vae_psnr(vae.eval()), 2))
+                vae.train()
                 save()
         vae.eval().requires_grad_(False)
+
+        data = torch.load(cache, weights_only=False) if cache.exists() else None
+        if data is None or data["count"] != args.examples:
+            data = encode_dataset(vae, args.examples, args.seed)
+            save_atomic(data, cache)
+        parts = (unet, text_encoder, tokenizer, alphas)
+        scale = vae.config.scaling_factor
         unet.train()
         text_encoder.train()
-        parts = (vae, unet, text_encoder, tokenizer, alphas)
-        warmup = 100
-        bar = tqdm(range(state["unet_step"], args.unet_steps), initial=state["unet_step"], total=args.unet_steps,
-                   desc="UNet", mininterval=10)
-        for step in bar:
-            # Linear warm-up, then cosine decay to 10 %.
-            progress = max(0.0, (step - warmup) / max(1, args.unet_steps - warmup))
-            lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
-            for group in unet_opt.param_groups:
-                group["lr"] = lr
-            generator = torch.Generator().manual_seed(args.seed * 1_000_003 + 500_000 + step)
-            loss = unet_step(parts, batch_examples(step, args.batch, offset=1_000_000), generator)
-            unet_opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(unet.parameters()) + list(text_encoder.parameters()), 1.0)
-            unet_opt.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}", refresh=False)
-            state["unet_step"], state["seconds"] = step + 1, time.time() - started
-            if (step + 1) % args.save_every == 0 or step + 1 == args.unet_steps:
-                save()
-        print(f"Trained in {state['seconds'] / 60:.1f} min "
-              f"({state['vae_step']} VAE steps, {state['unet_step']} UNet steps, batch {args.batch}).")
-    export(vae, unet, text_encoder, tokenizer, scheduler, args.out)
+        for stage, steps, peak in (("t2i", args.t2i_steps, args.lr), ("ip2p", args.unet_steps, args.ip2p_lr)):
+            bar = tqdm(range(state["steps"][stage], steps), initial=state["steps"][stage], total=steps,
+                       desc=stage, mininterval=10)
+            for step in bar:
+                lr = learning_rate(peak, step, steps)
+                for group in unet_opt.param_groups:
+                    group["lr"] = lr
+                generator = torch.Generator().manual_seed(args.seed * 1_000_003 + STAGES.index(stage) * 100_000 + step)
+                loss = unet_step(parts, data, stage, step, args.batch, args.t2i_share, scale, generator)
+                unet_opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trained, 1.0)
+                unet_opt.step()
+                state["ema_updates"] += 1
+                decay = min(args.ema, (1 + state["ema_updates"]) / (10 + state["ema_updates"]))
+                with torch.no_grad():
+                    for ema, model in ((ema_unet, unet), (ema_text, text_encoder)):
+                        for averaged, current in zip(ema.parameters(), model.parameters()):
+                            averaged.lerp_(current, 1 - decay)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}", refresh=False)
+                state["steps"][stage], state["seconds"] = step + 1, time.time() - started
+                if (step + 1) % args.save_every == 0 or step + 1 == steps:
+                    save()
+                if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == steps):
+                    note(stage=stage, step=step + 1, loss=round(loss.item(), 4),
+                         **quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage == "ip2p"))
+        print(f"Trained in {state['seconds'] / 60:.1f} min ({state['steps']}, batch {args.batch}).")
+    export(vae, ema_unet, ema_text, tokenizer, scheduler, args.out)
     print(f"Saved the model to {args.out}")
 
 

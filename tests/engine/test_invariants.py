@@ -1,6 +1,7 @@
 """The invariants of DESIGN.md §2 on the tiny random model."""
 
 import numpy as np
+import pytest
 import torch
 
 from foi_engine import EditSettings, FoiEngine, Instruction
@@ -10,9 +11,17 @@ TWO = [Instruction("make the cat a tiger", "cat"), Instruction("turn the grass g
 SMALL = EditSettings(steps=8, resolution=128)
 
 
-def test_focus_off_full_strength_equals_diffusers(photo, capture_latents):
-    stock = tiny_random_pipeline(0)  # untouched attention processors
-    engine = FoiEngine(tiny_random_pipeline(0))
+def _predicting(pipe, prediction_type: str):
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, prediction_type=prediction_type)
+    return pipe
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_focus_off_full_strength_equals_diffusers(photo, capture_latents, prediction_type):
+    """Also for a v-predicting UNet (the shapes model): the engine samples what it predicts
+    exactly as diffusers does."""
+    stock = _predicting(tiny_random_pipeline(0), prediction_type)  # untouched attention processors
+    engine = FoiEngine(_predicting(tiny_random_pipeline(0), prediction_type))
     settings = EditSettings(steps=6, strength=1.0, resolution=128, focus=False)
     seen = capture_latents(engine)
     result = engine.edit(photo, [Instruction("make the cat a tiger")], settings, seed=3)
@@ -29,6 +38,9 @@ def test_focus_off_full_strength_equals_diffusers(photo, capture_latents):
     ours = np.asarray(result.image)
     assert ours.std() > 1  # not a flat image, or equality would prove nothing
     assert np.array_equal(ours, np.asarray(stock_image))
+    if prediction_type != "epsilon":  # the prediction type matters, or this would prove nothing
+        epsilon = FoiEngine(tiny_random_pipeline(0)).edit(photo, [Instruction("make the cat a tiger")], settings, seed=3)
+        assert not np.array_equal(ours, np.asarray(epsilon.image))
 
 
 def test_all_ones_masks_with_zero_strength_equal_focus_off(tiny_engine, photo, capture_latents):

@@ -6,7 +6,8 @@ from safetensors.torch import load_file
 
 from foi_engine.shapes import train
 
-ARGS = ["--vae-steps", "2", "--vae-batch", "1", "--unet-steps", "2", "--batch", "2", "--save-every", "1"]
+ARGS = ["--vae-steps", "2", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2", "--unet-steps", "2",
+        "--batch", "2", "--save-every", "1", "--check-every", "0"]
 
 
 def run(tmp_path, name):
@@ -32,7 +33,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     later = []
     monkeypatch.setattr(train, "unet_step", lambda *args: later.append(1) or real_step(*args))
     resumed = run(tmp_path, "resumed")
-    assert len(later) == 1  # only the step the interruption lost
+    assert len(later) == 3  # the step the interruption lost and the two InstructPix2Pix steps
 
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
