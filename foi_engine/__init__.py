@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 from .errors import (
+    BusyError,
     Cancelled,
     FoiError,
     InstructionError,
@@ -23,6 +24,7 @@ from .errors import (
 from .settings import EditSettings, Instruction
 
 __all__ = [
+    "BusyError",
     "Cancelled",
     "EditResult",
     "EditSettings",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -25,6 +26,13 @@ SETTING_OPTIONS = ("steps", "strength", "image_guidance", "text_guidance", "reso
 
 class UsageError(Exception):
     pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one `foi:` line saying what to fix, not the whole usage block."""
+
+    def error(self, message):
+        self.exit(2, f"foi: {message} (see {self.prog} --help)\n")
 
 
 class _InstructionPart(argparse.Action):
@@ -77,7 +85,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="foi", description="Edit photos with instructions, each where it belongs.")
+    parser = _Parser(prog="foi", description="Edit photos with instructions, each where it belongs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     edit = commands.add_parser("edit", help="edit a photo", description="Edit a photo with instructions.")
     _add_common(edit)
@@ -197,9 +205,9 @@ def _progress(total_text: str):
 def _read_masks(paths):
     import numpy as np
 
-    from .photo import open_photo
+    from .photo import mask_levels, open_photo
 
-    return [np.asarray(open_photo(path).convert("L"), dtype=np.float32) / 255.0 for path in paths]
+    return [np.asarray(mask_levels(open_photo(path)), dtype=np.float32) / 255.0 for path in paths]
 
 
 def run_edit(args) -> int:
@@ -301,9 +309,14 @@ def write_masks(folder: Path, grounding) -> list[Path]:
     return mask_paths(folder, grounding.instructions)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # a kill is a Ctrl+C: half-written outputs are removed on the way out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         threads.apply(getattr(args, "threads", 0))  # before anything imports torch
         return args.run(args)
@@ -312,12 +325,14 @@ def main(argv=None) -> int:
     except FoiError as error:
         print(f"foi: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl+C or SIGTERM: files being written are left as they were
         print("foi: stopped.", file=sys.stderr)
         return 130
     except OSError as error:
         print(f"foi: could not write or read a file: {error}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

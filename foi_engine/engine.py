@@ -7,6 +7,7 @@ ones), guidance (eq. 9 early, eq. 1 late), an Euler-ancestral step."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from . import attention, threads
-from .errors import Cancelled, InstructionError, OutOfMemoryError, SettingsError
+from .errors import BusyError, Cancelled, InstructionError, ModelError, OutOfMemoryError, SettingsError
 from .grounding import grounding_maps
 from .guidance import guide
 from .catalog import DEFAULT_MODEL, TINY_RANDOM
@@ -94,6 +95,9 @@ class FoiEngine:
         self._control = attention.install(pipe.unet)
         self._unet_weights = sum(p.numel() for p in pipe.unet.parameters())
         self._lock = threading.Lock()
+        self._running_in: int | None = None  # the thread of the run in progress
+        self._counting_tokenizer = copy.deepcopy(pipe.tokenizer)
+        self._count_lock = threading.Lock()
         self._first_step: _FirstStep | None = None
 
     @classmethod
@@ -124,7 +128,10 @@ class FoiEngine:
         return self.pipe.tokenizer.model_max_length
 
     def count_tokens(self, instructions) -> int:
-        return count_tokens(self.pipe.tokenizer, list(instructions))
+        """Safe from any thread while a run goes on: the fast tokenizer is not thread-safe,
+        so counting uses its own copy, one call at a time."""
+        with self._count_lock:
+            return count_tokens(self._counting_tokenizer, list(instructions))
 
     def locate(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0) -> LocateResult:
         """Grounding maps and masks from the first step alone (whatever settings.focus says)."""
@@ -136,9 +143,16 @@ class FoiEngine:
         return self._guarded(image, instructions, settings, seed, masks, on_step, cancel, locate_only=False)
 
     def _guarded(self, *args, **kwargs):
+        if self._running_in == threading.get_ident():
+            raise BusyError("An edit cannot start from inside another run's progress callback: start it after "
+                            "that run returns.")
         try:
             with self._lock, torch.inference_mode():
-                return self._run(*args, **kwargs)
+                self._running_in = threading.get_ident()
+                try:
+                    return self._run(*args, **kwargs)
+                finally:
+                    self._running_in = None
         except torch.OutOfMemoryError:
             raise OutOfMemoryError(
                 "The graphics card ran out of memory: lower the resolution, or close other programs "
@@ -277,6 +291,9 @@ class FoiEngine:
             if on_step is not None:
                 on_step(i, steps_run, latent_preview(step.pred_original_sample))
 
+        if not torch.isfinite(latents).all():
+            raise ModelError("The model produced invalid numbers (NaN or infinity), so there is no picture: its "
+                             "weights may be damaged (download or copy it again), or try full precision (float32).")
         decoded = pipe.vae.decode(latents / pipe.vae.config.scaling_factor, return_dict=False)[0]
         result = pipe.image_processor.postprocess(decoded, output_type="pil", do_denormalize=[True])[0]
         return EditResult(result, used if focus else None, grounding, settings, seed, frame,

@@ -36,3 +36,7 @@ class OutOfMemoryError(FoiError):
 
 class Cancelled(FoiError):
     """The run was stopped by its cancel event."""
+
+
+class BusyError(FoiError):
+    """The engine was asked to run from inside one of its own runs (a progress callback)."""

@@ -16,13 +16,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import PhotoError
+from .inputs import check_regular_file
 
 MIN_SIDE = 64
+
+
+MAX_PHOTO_FILE_BYTES = 1024**3  # a 24 MP 16-bit TIFF is 150 MB
 
 
 def open_photo(path: str | os.PathLike) -> Image.Image:
     """Read a photo file into memory, refusing what is not a usable image."""
     name = os.path.basename(os.fspath(path))
+    check_regular_file(path, "a photo", MAX_PHOTO_FILE_BYTES, PhotoError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -64,6 +69,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def mask_levels(image: Image.Image) -> Image.Image:
+    """A mask file's image as 8-bit grey ('L'): its alpha if it is transparent somewhere,
+    else its grey levels, 16-bit scaled (not clipped: 50 % grey is 0.5 at any depth)."""
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha
+    return to_rgb(image).convert("L")
 
 
 def prepare_photo(image: Image.Image) -> Image.Image:

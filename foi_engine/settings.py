@@ -5,34 +5,64 @@ invalid value never reaches the sampler (DESIGN.md §3)."""
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 
 from .errors import InstructionError, SettingsError
 
 OUTSIDE_TOKENS = ("union", "instruction", "null")
+# Every number a user can set, with the range the CLI and the editor both accept. Wider
+# values are refused before any model loads: they only cost time or memory, or turn the
+# result into noise (guidance ±1e30 paints black).
+RANGES = {
+    "steps": (1, 1000),
+    "strength": (0.0, 1.0),  # above 0
+    "image_guidance": (0.0, 20.0),
+    "text_guidance": (0.0, 50.0),
+    "gamma": (0, 20),
+    "grounding_factor": (1, 64),  # a power of two
+    "resolution": (64, 2048),
+    "instruction_strength": (0.0, 10.0),  # α
+    "threshold": (0.0, 1.0),  # τ
+}
+MAX_INSTRUCTION_CHARACTERS = 1000
 
 
-def _finite(name: str, value) -> float:
+def _finite(name: str, value, key: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SettingsError(f"{name} must be a number, not {value!r}.")
     if not math.isfinite(value):
         raise SettingsError(f"{name} must be a finite number, not {value!r}.")
+    if key is not None:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must lie between {low:g} and {high:g}, not {value:g}.")
     return float(value)
 
 
-def _whole(name: str, value, minimum: int) -> int:
+def _whole(name: str, value, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise SettingsError(f"{name} must be a whole number, not {value!r}.")
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}.")
+    low, high = RANGES[key]
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {value}.")
     return value
 
 
-def _fraction(name: str, value) -> float:
-    value = _finite(name, value)
-    if not 0.0 <= value <= 1.0:
-        raise SettingsError(f"{name} must lie between 0 and 1, not {value}.")
-    return value
+def _clean_text(text: str) -> str:
+    """Line breaks and tabs become spaces; other control characters and bytes that were not
+    valid UTF-8 (which Python keeps as lone surrogates) are refused: they cannot be shown,
+    tokenized or written into a layer name."""
+    text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    for character in text:
+        if 0xD800 <= ord(character) <= 0xDFFF:
+            raise InstructionError("An instruction holds bytes that are not valid text (UTF-8): retype it.")
+        if unicodedata.category(character) in ("Cc", "Cs"):
+            raise InstructionError(f"An instruction holds the control character U+{ord(character):04X}: remove it.")
+    if len(text) > MAX_INSTRUCTION_CHARACTERS:
+        raise InstructionError(f"An instruction is {len(text)} characters long; write at most "
+                               f"{MAX_INSTRUCTION_CHARACTERS} (the model reads only the first few dozen words).")
+    return text
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,7 @@ class Instruction:
     def __post_init__(self):
         if not isinstance(self.text, str):
             raise InstructionError(f"An instruction must be text, not {type(self.text).__name__}.")
+        object.__setattr__(self, "text", _clean_text(self.text))
         if not self.text.strip():
             raise InstructionError("An instruction is empty: write what should change, or remove it.")
         if self.keyword is not None:
@@ -58,10 +89,11 @@ class Instruction:
                     f'The keyword of "{self.text.strip()}" is empty: pick a word of the instruction, '
                     "or use the whole image."
                 )
+            object.__setattr__(self, "keyword", _clean_text(self.keyword))
         try:
-            _finite("Strength", self.strength)
+            _finite("Strength", self.strength, "instruction_strength")
             if self.threshold is not None:
-                _fraction("Threshold", self.threshold)
+                _finite("Threshold", self.threshold, "threshold")
         except SettingsError as error:
             raise InstructionError(f'"{self.text.strip()}": {error}') from None
 
@@ -83,7 +115,7 @@ class EditSettings:
     resolution: int = 512
 
     def __post_init__(self):
-        _whole("Steps", self.steps, 1)
+        _whole("Steps", self.steps, "steps")
         strength = _finite("Strength", self.strength)
         if not 0.0 < strength <= 1.0:
             raise SettingsError(f"Strength must be above 0 and at most 1, not {strength}.")
@@ -92,21 +124,21 @@ class EditSettings:
                 f"With {self.steps} steps at strength {strength} no step would run: "
                 "raise the steps or the strength."
             )
-        _finite("Image guidance", self.image_guidance)
-        _finite("Text guidance", self.text_guidance)
-        _whole("Gamma", self.gamma, 0)
-        factor = _whole("Grounding factor", self.grounding_factor, 1)
+        _finite("Image guidance", self.image_guidance, "image_guidance")
+        _finite("Text guidance", self.text_guidance, "text_guidance")
+        _whole("Gamma", self.gamma, "gamma")
+        factor = _whole("Grounding factor", self.grounding_factor, "grounding_factor")
         if factor & (factor - 1):
             raise SettingsError(f"Grounding factor must be a power of two (1, 2, 4, 8…), not {factor}.")
-        _fraction("Disentangle until", self.disentangle_until)
-        _fraction("Modulate until", self.modulate_until)
+        _finite("Disentangle until", self.disentangle_until, "threshold")
+        _finite("Modulate until", self.modulate_until, "threshold")
         if self.outside_tokens not in OUTSIDE_TOKENS:
             raise SettingsError(
                 f"Outside tokens must be one of {', '.join(OUTSIDE_TOKENS)}, not {self.outside_tokens!r}."
             )
         if not isinstance(self.focus, bool):
             raise SettingsError(f"Focus must be True or False, not {self.focus!r}.")
-        _whole("Resolution", self.resolution, 64)
+        _whole("Resolution", self.resolution, "resolution")
 
     @property
     def denoising_steps(self) -> int:

@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from foi_engine.locks import FileLock, is_abandoned
+
 from .errors import ProjectError
 from .model import Document
 from .project import _Reader, open_project, read_description, save_project
@@ -31,43 +33,15 @@ class RecoveryItem:
 UNREADABLE = "unreadable"  # the subfolder unreadable autosaves are moved to
 
 
-class _FileLock:
-    """An exclusive, non-blocking operating-system lock on a file, held while open."""
-
-    def __init__(self, path: str):
-        self.handle = open(path, "a+b")  # noqa: SIM115 - kept open: the lock lives as long as it
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            raise
-
-    def release(self) -> None:
-        self.handle.close()  # closing drops the lock
-
-
 def _held_elsewhere(lock_path: str) -> bool:
     """True if some live editor holds this lock (this process's other handles included)."""
-    if not os.path.exists(lock_path):
-        return False
-    try:
-        _FileLock(lock_path).release()
-    except OSError:
-        return True
-    return False
+    return os.path.exists(lock_path) and not is_abandoned(lock_path)
 
 
 class RecoveryStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = os.fspath(folder)
-        self._locks: dict[str, _FileLock] = {}  # uid -> the lock this editor holds
+        self._locks: dict[str, FileLock] = {}  # uid -> the lock this editor holds
 
     def path_for(self, doc: Document) -> str:
         return os.path.join(self.folder, f"{doc.uid}.foi")
@@ -78,7 +52,7 @@ class RecoveryStore:
     def _hold(self, uid: str) -> None:
         if uid not in self._locks:
             os.makedirs(self.folder, exist_ok=True)
-            self._locks[uid] = _FileLock(self._lock_path(uid))
+            self._locks[uid] = FileLock(self._lock_path(uid))
 
     def _let_go(self, uid: str) -> None:
         lock = self._locks.pop(uid, None)

@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MaskError
+from ..inputs import check_regular_file
+from ..photo import MAX_PHOTO_FILE_BYTES
 
 PIE_BENCH_SIZE = (512, 512)
 
@@ -79,6 +81,7 @@ def load_mask(spec, base: Path) -> np.ndarray | None:
         return decode_pie_rle(spec["rle"], spec.get("size", PIE_BENCH_SIZE))
     if isinstance(spec, str):
         path = base / spec
+        check_regular_file(path, "a mask", MAX_PHOTO_FILE_BYTES, MaskError)
         try:
             with Image.open(path) as image:
                 image.load()

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import FoiError
+from ..inputs import check_regular_file
 from ..prompt import keyword_pattern
 from ..settings import Instruction
 from . import files
+
+
+MAX_MANIFEST_BYTES = 256 * 1024**2  # PIE-Bench's 700 edits take under 1 MB
 
 
 class ManifestError(FoiError):
@@ -108,6 +112,9 @@ def parse_item(entry: dict, where: str = "") -> Item:
 
 def read_manifest(path: Path) -> list[Item]:
     path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"There is no manifest {path}: write one, or import a benchmark with `foi eval-import`.")
+    check_regular_file(path, "a manifest", MAX_MANIFEST_BYTES, ManifestError)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:

@@ -55,7 +55,7 @@ def test_locate_then_edit_with_masks_matches_single_pass(capsys, tmp_path, photo
     [
         (["-i", "   "], "instruction is empty"),
         (["-i", "make the cat a tiger", "-k", "dog"], 'not a word of "make the cat a tiger": choose one of'),
-        (["-i", "make it winter", "--steps", "0"], "Steps must be at least 1"),
+        (["-i", "make it winter", "--steps", "0"], "Steps must be a whole number from 1 to 1000"),
         (["-i", "make it winter", "--strength", "1.5"], "at most 1"),
         (["-i", "make it winter", "--strength", "nan"], "finite"),
         (["-i", " ".join(["xylophone"] * 16)], "too long"),

@@ -33,12 +33,12 @@ def final_latents(engine, photo, capture, runs):
 
 
 def test_strength_acts_inside_the_mask(sharp_engine, photo, capture_latents):
-    weak, strong = (Instruction("make the cat a tiger", "cat", strength=a) for a in (0.0, 40.0))
+    weak, strong = (Instruction("make the cat a tiger", "cat", strength=a) for a in (0.0, 10.0))
     base, boosted = final_latents(sharp_engine, photo, capture_latents,
                                   [([weak], ONLY_MODULATION, [RIGHT_HALF]), ([strong], ONLY_MODULATION, [RIGHT_HALF])])
     change = (boosted - base).abs().mean(dim=(0, 1))
     inside, outside = change[:, 10:].mean().item(), change[:, :6].mean().item()
-    assert inside > 1e-3  # α of 40 visibly moves the float result
+    assert inside > 1e-3  # α of 10 (the most the editor and CLI allow) visibly moves the float result
     assert inside > 2 * outside, (inside, outside)
 
 

@@ -100,11 +100,11 @@ def test_photo_never_modified(tiny_engine, tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"steps": 0}, "Steps must be at least 1"), ({"strength": 0.0}, "above 0 and at most 1"),
+    [({"steps": 0}, "Steps must be a whole number from 1 to 1000"), ({"strength": 0.0}, "above 0 and at most 1"),
      ({"strength": 1.5}, "above 0 and at most 1"), ({"strength": float("nan")}, "finite"),
      ({"steps": 1, "strength": 0.5}, "no step would run"), ({"text_guidance": float("inf")}, "finite"),
      ({"grounding_factor": 3}, "power of two"), ({"disentangle_until": 2}, "between 0 and 1"),
-     ({"outside_tokens": "all"}, "one of union"), ({"resolution": 32}, "at least 64"), ({"steps": 2.5}, "whole")],
+     ({"outside_tokens": "all"}, "one of union"), ({"resolution": 32}, "from 64 to 2048"), ({"steps": 2.5}, "whole")],
 )
 def test_invalid_settings(kwargs, message):
     with pytest.raises(SettingsError, match=message):
