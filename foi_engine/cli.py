@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _request(args):
-    from .photo import open_photo
+    from .photo import WorkingFrame, open_photo
     from .prompt import find_keyword
     from .settings import EditSettings, Instruction
 
@@ -119,7 +119,9 @@ def _request(args):
         find_keyword(instruction)
     given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
     settings = EditSettings(**{**model_settings(args.model), **given, "focus": args.focus})
-    return open_photo(args.photo), instructions, settings
+    photo = open_photo(args.photo)
+    WorkingFrame.for_photo(photo.size, settings.resolution)  # an unusable shape is refused before the model loads
+    return photo, instructions, settings
 
 
 def _check_output(path: Path) -> None:
@@ -160,9 +162,12 @@ def _check_writes(outputs: list[Path], photo: Path, masks=()) -> None:
             raise UsageError(f"cannot write into {folder}: choose a folder you may write to")
 
 
-def _load_engine(args):
+def _load_engine(args, photo, settings):
     from .engine import FoiEngine
+    from .photo import WorkingFrame
 
+    width, height = WorkingFrame.for_photo(photo.size, settings.resolution).size
+    print(f"The photo is {photo.width}×{photo.height} pixels; the model works on {width}×{height}.", file=sys.stderr)
     print(f"Loading the model {args.model}…", file=sys.stderr)
     return FoiEngine.load(args.model, device=args.device, precision=args.precision,
                           progress=_download_progress())
@@ -218,7 +223,7 @@ def run_edit(args) -> int:
     masks = _read_masks(args.masks) if args.masks else None
     if masks is not None and len(masks) != len(instructions):
         raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
-    engine = _load_engine(args)
+    engine = _load_engine(args, photo, settings)
     result = engine.edit(photo, instructions, settings, seed=args.seed, masks=masks, on_step=_progress("Editing"))
     _write_result(args, photo, result)
     if args.masks_dir and result.grounding is not None:
@@ -233,7 +238,7 @@ def run_locate(args) -> int:
         raise UsageError("say where to write the masks with --masks-dir")
     photo, instructions, settings = _request(args)
     _check_writes(mask_paths(args.masks_dir, instructions), Path(args.photo))
-    grounding = _load_engine(args).locate(photo, instructions, settings, seed=args.seed)
+    grounding = _load_engine(args, photo, settings).locate(photo, instructions, settings, seed=args.seed)
     for path in write_masks(args.masks_dir, grounding):
         print(f"Wrote {path}")
     return 0

@@ -121,6 +121,10 @@ def check_folder(folder: Path, name: str) -> None:
     """Refuse, before reading any weights, what cannot be an IP2P model in safetensors."""
     if not (folder / "model_index.json").is_file():
         raise ModelError(f"{name} is not a diffusers model folder (it has no model_index.json).")
+    missing = [part for part in (*COMPONENTS, "tokenizer", "scheduler") if not (folder / part).is_dir()]
+    if missing:
+        raise ModelError(f"{name} lacks its {', '.join(missing)} folder{'s' if len(missing) > 1 else ''}: "
+                         "the download or copy is incomplete.")
     for component in COMPONENTS:
         files = list((folder / component).glob("*")) if (folder / component).is_dir() else []
         if not any(f.suffix == ".safetensors" for f in files):
@@ -132,8 +136,10 @@ def check_folder(folder: Path, name: str) -> None:
             raise ModelError(f"{name} has no {component} weights (.safetensors): the download is incomplete.")
     try:
         in_channels = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))["in_channels"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelError(f"{name} has no readable unet/config.json ({error}).") from None
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+        raise ModelError(f"{name} has a damaged unet/config.json (in_channels is {in_channels!r}, not a number).")
     if in_channels != 8:
         raise NotInstructPix2PixError(
             f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
@@ -165,6 +171,9 @@ def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress
                 requires_safety_checker=False,
             )
     except Exception as error:  # diffusers raises many types for damaged files
+        if "remote_code" in str(error) or "custom code" in str(error).lower():
+            raise ModelError(f"{model} needs program code of its own to load, which FoI Studio never runs: "
+                             "choose a standard InstructPix2Pix model.") from None
         raise ModelError(f"{model} could not be read: a file is damaged or incomplete ({error}).") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

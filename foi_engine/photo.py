@@ -95,6 +95,9 @@ def prepare_photo(image: Image.Image) -> Image.Image:
     return rgb
 
 
+MAX_ASPECT = 8  # a panorama of 8:1 still works at 512×64; longer strips are refused
+
+
 def working_size(width: int, height: int, resolution: int) -> tuple[int, int]:
     """IP2P's rule (edit_cli.py), in Python floats exactly as written there."""
     factor = resolution / max(width, height)
@@ -129,6 +132,12 @@ class WorkingFrame:
 
     @classmethod
     def for_photo(cls, photo_size: tuple[int, int], resolution: int) -> "WorkingFrame":
+        """Refuses shapes the model cannot serve: IP2P's rule keeps the short side at least
+        64 px, so a 64×30000 strip would be worked on at full length (a huge, slow run)."""
+        width, height = photo_size
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise PhotoError(f"The photo is {width}×{height} pixels, more than {MAX_ASPECT} times longer one way "
+                             f"than the other: crop it to at most {MAX_ASPECT}:1 first.")
         return cls(tuple(photo_size), working_size(*photo_size, resolution))
 
     @property

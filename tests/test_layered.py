@@ -207,6 +207,12 @@ def test_unknown_kind_is_refused(tmp_path):
 def test_unwritable_place_gives_a_message(tmp_path):
     with pytest.raises(ExportError, match="Could not write x.ora"):
         write_layered(tmp_path / "no-such-folder" / "x.ora", "ora", _edit())
+    # A place no one may write to, root included: "inside" a file.
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"mine")
+    with pytest.raises(ExportError, match="Could not write x.ora"):
+        write_layered(blocker / "x.ora", "ora", _edit())
+    assert blocker.read_bytes() == b"mine"
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

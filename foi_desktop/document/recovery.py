@@ -38,6 +38,12 @@ def _held_elsewhere(lock_path: str) -> bool:
     return os.path.exists(lock_path) and not is_abandoned(lock_path)
 
 
+def _plausible_time(value) -> bool:
+    """A time.time() value a dialog can show: from 2000 up to a day from now."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 946_684_800 <= value <= time.time() + 86_400)
+
+
 class RecoveryStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = os.fspath(folder)
@@ -87,7 +93,8 @@ class RecoveryStore:
                     recovery = read_description(reader).get("recovery") or {}
                 title = recovery.get("title") if isinstance(recovery.get("title"), str) else name
                 saved_at = recovery.get("saved_at")
-                saved_at = saved_at if isinstance(saved_at, (int, float)) else os.path.getmtime(path)
+                if not _plausible_time(saved_at):  # hostile or damaged: the file's own time instead
+                    saved_at = os.path.getmtime(path)
                 project_path = recovery.get("project_path") if isinstance(recovery.get("project_path"), str) else None
                 items.append(RecoveryItem(path, title, float(saved_at), project_path))
             except ProjectError as error:

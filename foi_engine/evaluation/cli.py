@@ -87,6 +87,8 @@ def run(args) -> int:
     from . import report, runner
     from .manifest import ManifestError, read_manifest
 
+    if args.limit is not None and args.limit < 1:
+        raise ManifestError(f"--limit must be at least 1, not {args.limit}.")
     items = read_manifest(args.manifest)[: args.limit]
     base = args.manifest.resolve().parent
     methods = _methods(args)

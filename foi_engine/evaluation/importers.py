@@ -34,6 +34,15 @@ PIE_TYPES = {
 SESSIONS = ("turns", "combined", "both")
 
 
+def _safe_name(value, what: str) -> str:
+    """A benchmark's id as one file-name part: it never names a folder or a path, so
+    extracted images land inside --images-dir whatever the data says ("../../x", "/etc/y")."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("._")
+    if not name:
+        raise ManifestError(f"A {what} of {value!r} cannot name a file.")
+    return name
+
+
 def _relative(path: Path, manifest_dir: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(manifest_dir).resolve())).as_posix()
 
@@ -174,7 +183,7 @@ def magicbrush_parquet(source: Path, manifest_dir: Path, images_dir: Path, sessi
     by_session: dict[str, list] = {}
     for row in _parquet_rows(_parquet_files(source), ["img_id", "turn_index", "source_img", "mask_img",
                                                       "instruction", "target_img"]):
-        img_id, number = str(row["img_id"]), int(row["turn_index"])
+        img_id, number = _safe_name(row["img_id"], "MagicBrush img_id"), int(row["turn_index"])
         folder = images_dir / img_id
         paths = {name: _extract(row[column], folder / f"{img_id}-{name}{number}.png")
                  for name, column in (("input", "source_img"), ("mask", "mask_img"), ("output", "target_img"))}
@@ -197,7 +206,7 @@ def emu_edit(source: Path, manifest_dir: Path, images_dir: Path) -> list[Item]:
                                                                          "output_caption", "task", "idx"])):
         if not (row["instruction"] or "").strip():
             continue  # a few rows carry no instruction: nothing to evaluate
-        name = f"{row['idx'] if row['idx'] is not None else number}"
+        name = _safe_name(row["idx"] if row["idx"] is not None else number, "EMU-Edit idx")
         path = _extract(row["image"], images_dir / f"{name}.png")
         instruction, guessed = _instruction(row["instruction"] or "")
         items.append(Item(

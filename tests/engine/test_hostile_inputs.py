@@ -230,3 +230,45 @@ def test_settings_refuse_what_the_ranges_exclude():
         EditSettings(text_guidance=51)
     with pytest.raises(InstructionError, match="between 0 and 10"):
         Instruction("make it red", strength=10.5)
+
+
+# --- Model folders and datasets --------------------------------------------------------------
+
+def test_a_model_folder_missing_a_part_says_which(tmp_path):
+    import shutil
+
+    from foi_engine.catalog import BUNDLED_MODELS
+    from foi_engine.loading import check_folder
+
+    folder = tmp_path / "model"
+    shutil.copytree(BUNDLED_MODELS["shapes"], folder)
+    shutil.rmtree(folder / "tokenizer")
+    with pytest.raises(ModelError, match="lacks its tokenizer folder"):
+        check_folder(folder, "my-model")
+    shutil.copytree(BUNDLED_MODELS["shapes"] / "tokenizer", folder / "tokenizer")
+    config = folder / "unet" / "config.json"
+    config.write_text(config.read_text().replace('"in_channels": 8', '"in_channels": "8"'))
+    with pytest.raises(ModelError, match="in_channels is '8'"):
+        check_folder(folder, "my-model")
+
+
+@pytest.mark.parametrize("hostile", ["../../escaped", "/etc/escaped", "..", "a/../../b"])
+def test_dataset_ids_never_name_a_path_outside_the_images_folder(tmp_path, hostile):
+    from foi_engine.evaluation.importers import _safe_name
+    from foi_engine.evaluation.manifest import ManifestError
+
+    images = tmp_path / "images"
+    try:
+        name = _safe_name(hostile, "id")
+    except ManifestError as error:  # nothing left of it to name a file: refused with a message
+        assert "cannot name a file" in str(error)
+        return
+    assert (images / f"{name}.png").resolve().parent == images.resolve()
+
+
+def test_extreme_shapes_are_refused_with_the_size_said(capsys, tmp_path):
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (64, 30000), "grey").save(strip)
+    err = one_line_failure(capsys, ["edit", strip, "-i", "make it red", "-o", tmp_path / "r.png", *FAST])
+    assert "64×30000" in err and "at most 8:1" in err
+    assert not (tmp_path / "r.png").exists()

@@ -120,7 +120,10 @@ def test_cancel_stops_within_a_step(tiny_engine, photo):
     with pytest.raises(Cancelled):
         tiny_engine.edit(photo, TWO, SMALL, seed=0, on_step=on_step, cancel=cancel)
     assert steps == [0, 1, 2]
-    tiny_engine.edit(photo, TWO, EditSettings(steps=2, resolution=64), seed=0)  # still usable afterwards
+    # Still usable afterwards, and nothing of the cancelled run leaks into the next one.
+    after = tiny_engine.edit(photo, TWO, EditSettings(steps=2, resolution=64), seed=0)
+    fresh = FoiEngine(tiny_random_pipeline(0)).edit(photo, TWO, EditSettings(steps=2, resolution=64), seed=0)
+    assert np.array_equal(np.asarray(after.image), np.asarray(fresh.image))
 
 
 def test_edit_after_locate_reuses_the_first_step_with_identical_output(photo):
