@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -11,7 +12,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 
 from foi_engine import EditSettings, FoiError, threads
 
-from foi_engine.catalog import DEFAULT_MODEL, SHAPES, TINY_RANDOM
+from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, model_settings
+from foi_engine.settings import RANGES
 
 from .preferences import Preferences
 
@@ -29,13 +31,19 @@ def show_error(parent, title: str, error) -> None:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, preferences: Preferences, parent=None):
+    """preferences: the user's own choices; current: what a run uses now, shown when given (the
+    model of --model, the document's run settings with the model's own). `changes()` is what
+    the user changed."""
+
+    def __init__(self, preferences: Preferences, parent=None, current: Preferences | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
+        self._preferences = preferences
+        shown = current or preferences
         self.model_box = QComboBox(editable=True)
         for model, label in MODEL_CHOICES:
             self.model_box.addItem(label, model)
-        self._set_model_text(preferences.model)
+        self._set_model_text(shown.model)
         browse = QPushButton("Folder…")
         browse.clicked.connect(self._choose_folder)
         model_row = QHBoxLayout()
@@ -45,26 +53,29 @@ class SettingsDialog(QDialog):
         for value, label in (("auto", "Automatic (graphics card if there is one)"), ("cpu", "CPU"),
                              ("cuda", "NVIDIA graphics card (cuda)"), ("mps", "Apple graphics (mps)")):
             self.device_box.addItem(label, value)
-        self.device_box.setCurrentIndex(max(0, self.device_box.findData(preferences.device)))
+        self.device_box.setCurrentIndex(max(0, self.device_box.findData(shown.device)))
         self.precision_box = QComboBox()
         for value, label in (("auto", "Automatic (half on a graphics card, full on CPU)"),
                              ("float32", "Full (float32)"), ("float16", "Half (float16, graphics cards only)")):
             self.precision_box.addItem(label, value)
-        self.precision_box.setCurrentIndex(max(0, self.precision_box.findData(preferences.precision)))
-        self.threads = QSpinBox(minimum=0, maximum=max(threads.cores() * 2, preferences.threads),
-                                value=preferences.threads)
+        self.precision_box.setCurrentIndex(max(0, self.precision_box.findData(shown.precision)))
+        self.threads = QSpinBox(minimum=0, maximum=max(threads.cores() * 2, shown.threads),
+                                value=shown.threads)
         self.threads.setSpecialValueText(f"Automatic ({threads.choose(0, leave_free=1).threads})")
         self.threads.setToolTip("How many processor cores compute an edit when there is no graphics card. "
                                 "Automatic leaves one core for this window so it stays responsive.")
-        self.steps = QSpinBox(minimum=1, maximum=500, value=preferences.steps)
-        self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=preferences.strength)
-        self.image_guidance = QDoubleSpinBox(minimum=0.0, maximum=10.0, singleStep=0.1, value=preferences.image_guidance)
-        self.text_guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=preferences.text_guidance)
-        self.gamma = QSpinBox(minimum=0, maximum=20, value=preferences.gamma)
-        self.resolution = QSpinBox(minimum=64, maximum=2048, singleStep=64, value=preferences.resolution)
-        self.fixed_seed = QCheckBox("Fixed seed (same result every run)", checked=preferences.fixed_seed)
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=preferences.seed)
-        self.seed.setEnabled(preferences.fixed_seed)
+        self.steps = QSpinBox(minimum=RANGES["steps"][0], maximum=RANGES["steps"][1], value=shown.steps)
+        self.strength = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=shown.strength)
+        self.image_guidance = QDoubleSpinBox(minimum=RANGES["image_guidance"][0], maximum=RANGES["image_guidance"][1],
+                                             singleStep=0.1, value=shown.image_guidance)
+        self.text_guidance = QDoubleSpinBox(minimum=RANGES["text_guidance"][0], maximum=RANGES["text_guidance"][1],
+                                            singleStep=0.5, value=shown.text_guidance)
+        self.gamma = QSpinBox(minimum=RANGES["gamma"][0], maximum=RANGES["gamma"][1], value=shown.gamma)
+        self.resolution = QSpinBox(minimum=RANGES["resolution"][0], maximum=RANGES["resolution"][1], singleStep=64,
+                                   value=shown.resolution)
+        self.fixed_seed = QCheckBox("Fixed seed (same result every run)", checked=shown.fixed_seed)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=shown.seed)
+        self.seed.setEnabled(shown.fixed_seed)
         self.fixed_seed.toggled.connect(self.seed.setEnabled)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.fixed_seed)
@@ -92,6 +103,9 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
+        self._lock_model_settings(self._asked())
+        self.model_box.currentTextChanged.connect(self._model_changed)
+        self._opened = self._values()
 
     def _set_model_text(self, model: str) -> None:
         index = self.model_box.findData(model)
@@ -110,14 +124,34 @@ class SettingsDialog(QDialog):
         if folder:
             self.model_box.setEditText(folder)
 
+    def _run_boxes(self) -> dict:
+        return {"steps": self.steps, "strength": self.strength, "image_guidance": self.image_guidance,
+                "text_guidance": self.text_guidance, "gamma": self.gamma, "resolution": self.resolution}
+
+    def _asked(self) -> dict:
+        """The run settings the chosen model sets itself (its foi_settings.json)."""
+        try:
+            return model_settings(self.model())
+        except FoiError:
+            return {}  # a broken file is reported when the model loads
+
+    def _lock_model_settings(self, asked: dict) -> None:
+        for name, box in self._run_boxes().items():
+            box.setEnabled(name not in asked)
+            box.setToolTip(f"Set by the chosen model (its {SETTINGS_FILE})" if name in asked else "")
+
+    def _model_changed(self) -> None:
+        """Show what a run with that model will use: its own settings, else the user's."""
+        asked = self._asked()
+        for name, box in self._run_boxes().items():
+            box.setValue(asked.get(name, getattr(self._preferences, name)))
+        self._lock_model_settings(asked)
+
     def _defaults(self) -> None:
         defaults = EditSettings()
-        self.steps.setValue(defaults.steps)
-        self.strength.setValue(defaults.strength)
-        self.image_guidance.setValue(defaults.image_guidance)
-        self.text_guidance.setValue(defaults.text_guidance)
-        self.gamma.setValue(defaults.gamma)
-        self.resolution.setValue(defaults.resolution)
+        for name, box in self._run_boxes().items():
+            if box.isEnabled():
+                box.setValue(getattr(defaults, name))
 
     def apply_to(self, preferences: Preferences) -> None:
         preferences.model = self.model() or DEFAULT_MODEL
@@ -132,6 +166,18 @@ class SettingsDialog(QDialog):
         preferences.resolution = self.resolution.value()
         preferences.fixed_seed = self.fixed_seed.isChecked()
         preferences.seed = self.seed.value()
+
+    def _values(self) -> Preferences:
+        values = dataclasses.replace(self._preferences)
+        self.apply_to(values)
+        return values
+
+    def changes(self) -> dict:
+        """What the user changed since the dialog opened, by Preferences field; not the values
+        the chosen model sets itself (they are not the user's to keep)."""
+        before, after, asked = self._opened, self._values(), self._asked()
+        return {item.name: getattr(after, item.name) for item in dataclasses.fields(Preferences)
+                if getattr(after, item.name) != getattr(before, item.name) and item.name not in asked}
 
     def accept(self) -> None:
         """Refuse settings the engine would refuse, with its own sentence."""

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBo
                                QToolButton, QVBoxLayout, QWidget)
 
 from foi_engine import Instruction
+from foi_engine.settings import RANGES
 
 WHOLE_IMAGE = "Whole image"
 
@@ -55,7 +56,8 @@ class InstructionRow(QFrame):
 
         self.keyword_box = QComboBox(toolTip="The word whose region this instruction edits, or the whole image")
         self.keyword_box.activated.connect(self._keyword_chosen)
-        self.strength_box = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1,
+        self.strength_box = QDoubleSpinBox(decimals=2, minimum=RANGES["instruction_strength"][0],
+                                           maximum=RANGES["instruction_strength"][1], singleStep=0.1,
                                            toolTip="Strength α: how strongly this instruction acts in its region")
         self.strength_box.valueChanged.connect(lambda v: self.doc.update_layer(self.layer_id, strength=v))
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,

@@ -32,9 +32,10 @@ class Preferences:
     seed: int = 0
     recent: list[str] = field(default_factory=list)
 
-    def edit_settings(self, base: EditSettings | None = None) -> EditSettings:
-        """These values over base's other fields (raises SettingsError when invalid)."""
-        return dataclasses.replace(base or EditSettings(), **{name: getattr(self, name) for name in RUN_SETTINGS})
+    def edit_settings(self, base: EditSettings | None = None, names=RUN_SETTINGS) -> EditSettings:
+        """These values (the run settings named) over base's other fields (raises SettingsError
+        when invalid)."""
+        return dataclasses.replace(base or EditSettings(), **{name: getattr(self, name) for name in names})
 
     def take_settings(self, settings: EditSettings) -> None:
         for name in RUN_SETTINGS:

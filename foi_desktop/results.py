@@ -52,6 +52,9 @@ class ResultsStrip(QWidget):
         for button, signal in ((self.accept_button, self.acceptRequested), (self.discard_button, self.discardRequested),
                                (self.rerun_button, self.rerunRequested), (self.copy_button, self.copySettingsRequested)):
             button.clicked.connect(lambda _checked=False, s=signal: self.current() and s.emit(self.current()))
+            # A click must not leave the focus on a button the action may disable (Qt would pass
+            # it on to the next box, where number keys type); Tab still reaches it.
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QHBoxLayout(self)

@@ -27,7 +27,7 @@ from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recove
 from .document import Document, RecoveryStore, open_project, save_project
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
-from .preferences import Preferences, recovery_folder, save_preferences
+from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip
 from .worker import EngineClient, ModelChoice
 
@@ -87,6 +87,9 @@ class MainWindow(QMainWindow):
         self.results.discardRequested.connect(lambda e: self.doc.discard_result(e))
         self.results.rerunRequested.connect(self.rerun_with_new_seed)
         self.results.copySettingsRequested.connect(self.copy_settings_from)
+        for request in (self.results.acceptRequested, self.results.discardRequested, self.results.rerunRequested,
+                        self.results.copySettingsRequested):
+            request.connect(self._focus_canvas)  # after the action's own slot
         history = QDockWidget("Results", self, objectName="resultsDock")
         history.setWidget(self.results)
         history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
@@ -173,6 +176,7 @@ class MainWindow(QMainWindow):
     def _build_toolbar(self) -> None:
         bar = QToolBar("Tools", objectName="tools", movable=False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.actionTriggered.connect(self._focus_canvas)
         self.addToolBar(bar)
         bar.addAction(self.open_action)
         bar.addSeparator()
@@ -199,6 +203,10 @@ class MainWindow(QMainWindow):
         self.edge_box = QSpinBox(minimum=1, maximum=500, value=8, suffix=" px",
                                  toolTip="How far Grow, Shrink and Feather reach")
         bar.addWidget(self.edge_box)
+        for box in (self.size_box, self.hardness_box, self.edge_box):
+            # Only a click puts the cursor in a box: focus leaving a disabled button never lands
+            # here, where 1 (100 %) would type a brush size.
+            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         bar.addSeparator()
         bar.addAction(self.masks_action)
         bar.addAction(self.compare_action)
@@ -290,11 +298,11 @@ class MainWindow(QMainWindow):
             doc.set_seed(self.preferences.seed, fixed=True)
         doc.modified = False
 
-    def _run_settings(self, base: EditSettings) -> EditSettings:
-        """The user's run settings over base, then what the chosen model asks for (the
-        shapes model works only at 64 px, reading regions from its finest layers)."""
+    def _run_settings(self, base: EditSettings, names=RUN_SETTINGS) -> EditSettings:
+        """The user's run settings (those named) over base, then what the chosen model asks for
+        (the shapes model works only at 64 px, reading regions from its finest layers)."""
         try:
-            settings = self.preferences.edit_settings(base)
+            settings = self.preferences.edit_settings(base, names)
         except FoiError as error:
             log.warning("Stored settings refused: %s", error)
             settings = base
@@ -340,6 +348,10 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(has_doc and self.doc.can_redo)
         self.undo_action.setText(f"Undo {self.doc.undo_text}" if has_doc and self.doc.can_undo else "Undo")
         self.redo_action.setText(f"Redo {self.doc.redo_text}" if has_doc and self.doc.can_redo else "Redo")
+
+    def _focus_canvas(self, *_args) -> None:
+        """After a toolbar or results-strip action, keys go to the photo again."""
+        self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _active_layer_changed(self, layer_id) -> None:
         self.canvas.active_layer_id = layer_id
@@ -640,8 +652,12 @@ class MainWindow(QMainWindow):
                 doc.fixed_seed = fixed
         self._begin_progress("Editing…")
         self._preview_box = doc.frame(request.settings.resolution).box
-        result = await self.client.edit(request.photo, request.instructions, request.settings, request.seed,
-                                        request.masks)
+        try:
+            result = await self.client.edit(request.photo, request.instructions, request.settings, request.seed,
+                                            request.masks)
+        except BaseException:
+            self._show_entry(self.shown_entry)  # cancelled or failed: off with its unfinished preview
+            raise
         if doc is not self.doc:
             return None
         entry = doc.add_result(result, request)
@@ -773,22 +789,49 @@ class MainWindow(QMainWindow):
     # Settings, about, closing
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.preferences, self)
+        dialog = SettingsDialog(self.preferences, self, current=self._settings_in_force())
         if dialog.exec() != SettingsDialog.DialogCode.Accepted:
             return
+        changes = dialog.changes()
+        if not changes:
+            return  # OK on what is in force: same model, same settings, nothing reloads
         old_choice = self._model_choice()
-        dialog.apply_to(self.preferences)
+        for name, value in changes.items():
+            setattr(self.preferences, name, value)
         save_preferences(self.preferences)
-        if dialog.model() != (self._model_override or old_choice.model):
-            self._model_override = None  # the user chose: the command line's choice gives way
+        # A choice made here replaces the command line's.
+        if "model" in changes:
+            self._model_override = None
+        if "device" in changes:
+            self._device_override = None
+        if "threads" in changes:
+            self._threads_override = 0
         if self.doc is not None:
-            self.doc.settings = self._run_settings(self.doc.settings)
-            self.doc.set_seed(self.preferences.seed if self.preferences.fixed_seed else self.doc.seed,
-                              fixed=self.preferences.fixed_seed)
+            # Another model brings all the user's run settings back, then its own.
+            names = RUN_SETTINGS if "model" in changes else [name for name in RUN_SETTINGS if name in changes]
+            if names:
+                self.doc.settings = self._run_settings(self.doc.settings, names)
+            if "fixed_seed" in changes or "seed" in changes:
+                self.doc.set_seed(self.preferences.seed if self.preferences.fixed_seed else self.doc.seed,
+                                  fixed=self.preferences.fixed_seed)
         if self._model_choice() != old_choice:
             self.client.set_model(self._model_choice())
             self.panel.set_token_counter(None, None)
             self._show_model_state()
+
+    def _settings_in_force(self) -> Preferences:
+        """The preferences as a run would use them now: the command line's model, device and
+        threads, the document's run settings (the model's own included) and seed."""
+        prefs = self.preferences
+        choice = self._model_choice()
+        current = dataclasses.replace(prefs, model=choice.model, device=self._device_override or prefs.device,
+                                      threads=choice.threads)
+        current.take_settings(self.doc.settings if self.doc is not None else self._run_settings(EditSettings()))
+        if self.doc is not None:
+            current.fixed_seed = self.doc.fixed_seed
+            if self.doc.fixed_seed:
+                current.seed = self.doc.seed
+        return current
 
     def about(self) -> None:
         from . import __version__

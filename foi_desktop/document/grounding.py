@@ -77,10 +77,11 @@ class Grounding:
             rects.append((max(tx * TILE, x0), max(ty * TILE, y0), min((tx + 1) * TILE, x1), min((ty + 1) * TILE, y1)))
         return rects
 
-    def apply_band(self, mask: np.ndarray, rects: list[Rect], old: float, new: float) -> list[Rect]:
-        """Move τ from old to new in those tiles: pixels whose level lies between the two become
-        inside (τ went down) or outside (τ went up); everything else — brush work included —
-        stays. Returns the tiles whose pixels changed."""
+    def apply_band(self, mask: np.ndarray, flip: np.ndarray, rects: list[Rect], old: float, new: float) -> list[Rect]:
+        """Move τ from old to new in those tiles: every pixel whose level lies between the two
+        crosses τ, so it takes its flip value and keeps the one it showed as its new flip (see
+        InstructionLayer.flip: brush work holds on both sides of τ). Returns the tiles whose
+        pixels changed."""
         low, high = sorted((level(old), level(new)))
         width = np.uint16(high - low)
         x0, y0 = self.box[:2]
@@ -88,13 +89,15 @@ class Grounding:
         for rect in rects:
             rx0, ry0, rx1, ry1 = rect
             levels = self.levels[ry0 - y0 : ry1 - y0, rx0 - x0 : rx1 - x0]
-            target = mask[ry0:ry1, rx0:rx1]
+            shown, other = mask[ry0:ry1, rx0:rx1], flip[ry0:ry1, rx0:rx1]
             # level − low wraps around below low, so one unsigned compare tests low ≤ level < high;
-            # max/min with 0/255 sets the band and keeps soft brush values elsewhere (fewer passes
-            # than boolean indexing: this loop is the τ slider's cost).
-            paint = ((levels - np.uint16(low)) < width).view(np.uint8) * np.uint8(255)
-            moved = np.maximum(target, paint) if new < old else np.minimum(target, ~paint)
-            if not np.array_equal(moved, target):
-                target[...] = moved
+            # XOR with the two values' difference swaps them where they cross (fewer passes than
+            # np.where: this loop is the τ slider's cost).
+            crossing = ((levels - np.uint16(low)) < width).view(np.uint8)
+            swap = np.bitwise_xor(shown, other)
+            swap *= crossing
+            if swap.any():
+                shown ^= swap
+                other ^= swap
                 changed.append(rect)
         return changed

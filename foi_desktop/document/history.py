@@ -1,10 +1,11 @@
 """One undo history for everything undoable: brush strokes, mask operations, Find regions,
 threshold moves and instruction edits.
 
-A step keeps, per mask, only the tiles it touched (before and after; a tile of one value is
-kept as that value), the fields it changed (first old value, last new value) and the layers it
-added, removed or moved. Steps can stay open across calls (a stroke, a slider drag) and a
-later change can merge into the last step when it carries the same merge key soon after."""
+A step keeps, per layer, only the tiles it touched, of its mask and of its flip plane (before
+and after; a tile of one value is kept as that value), the fields it changed (first old value,
+last new value) and the layers it added, removed or moved. Steps can stay open across calls
+(a stroke, a slider drag) and a later change can merge into the last step when it carries the
+same merge key soon after."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ MERGE_SECONDS = 1.0  # changes with one merge key closer than this are one undo 
 MAX_BYTES = 512 * 1024 * 1024  # the oldest steps are forgotten beyond this
 
 
-def _freeze(tile: np.ndarray):
+def _freeze_plane(tile: np.ndarray):
     """A tile of one value is stored as that value (most tiles of a mask are all 0 or all 255)."""
     first = tile.flat[0]
     if tile.min() == first and tile.max() == first:
@@ -28,21 +29,34 @@ def _freeze(tile: np.ndarray):
     return tile.copy()
 
 
-def _thaw(frozen, target: np.ndarray) -> None:
-    if isinstance(frozen, int):
-        target[:] = frozen
-    else:
-        np.copyto(target, frozen)
+def _freeze(layer, rect: Rect) -> tuple:
+    """The tile under rect in each of the layer's planes (its mask and its flip plane)."""
+    x0, y0, x1, y1 = rect
+    return tuple(_freeze_plane(plane[y0:y1, x0:x1]) for plane in layer.planes)
 
 
-def _same(a, b) -> bool:
+def _thaw(frozen: tuple, layer, rect: Rect) -> None:
+    x0, y0, x1, y1 = rect
+    for value, plane in zip(frozen, layer.planes):
+        target = plane[y0:y1, x0:x1]
+        if isinstance(value, int):
+            target[:] = value
+        else:
+            np.copyto(target, value)
+
+
+def _same_plane(a, b) -> bool:
     if isinstance(a, int) or isinstance(b, int):
         return isinstance(a, int) and isinstance(b, int) and a == b
     return np.array_equal(a, b)
 
 
-def _size(frozen) -> int:
-    return 8 if isinstance(frozen, int) else frozen.nbytes
+def _same(a: tuple, b: tuple) -> bool:
+    return all(_same_plane(x, y) for x, y in zip(a, b))
+
+
+def _size(frozen: tuple) -> int:
+    return sum(8 if isinstance(value, int) else value.nbytes for value in frozen)
 
 
 @dataclass(eq=False)
@@ -50,7 +64,7 @@ class Step:
     text: str
     merge_key: object = None
     when: float = field(default_factory=time.monotonic)
-    # layer → {(ty, tx): [before, after]}
+    # layer → {(ty, tx): [before, after]}, each a tuple: the tile of every plane of the layer
     tiles: dict = field(default_factory=dict)
     # (layer, name) → [old, new]
     fields: dict = field(default_factory=dict)
@@ -65,8 +79,7 @@ class Step:
         saved = self.tiles.setdefault(layer, {})
         for key in tiles_in(rect):
             if key not in saved:
-                x0, y0, x1, y1 = tile_rect(*key, width, height)
-                saved[key] = [_freeze(layer.mask[y0:y1, x0:x1]), None]
+                saved[key] = [_freeze(layer, tile_rect(*key, width, height)), None]
             self.recent.add((layer, key))
 
     def set_field(self, layer, name: str, old, new) -> None:
@@ -83,10 +96,9 @@ class Step:
             if entry is None:
                 continue
             height, width = layer.mask.shape
-            x0, y0, x1, y1 = tile_rect(*key, width, height)
             if entry[1] is not None:
                 self.bytes -= _size(entry[0]) + _size(entry[1])
-            entry[1] = _freeze(layer.mask[y0:y1, x0:x1])
+            entry[1] = _freeze(layer, tile_rect(*key, width, height))
             if _same(entry[0], entry[1]):
                 del saved[key]
             else:
@@ -108,8 +120,7 @@ class Step:
         for layer, saved in self.tiles.items():
             height, width = layer.mask.shape
             for key, entry in saved.items():
-                x0, y0, x1, y1 = tile_rect(*key, width, height)
-                _thaw(entry[which], layer.mask[y0:y1, x0:x1])
+                _thaw(entry[which], layer, tile_rect(*key, width, height))
 
 
 class History:

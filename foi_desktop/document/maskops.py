@@ -56,14 +56,15 @@ def tile_rect(ty: int, tx: int, width: int, height: int) -> Rect:
 # Brush
 
 
-def brush_segment(mask: np.ndarray, p0, p1, radius: float, hardness: float, erase: bool) -> Rect | None:
-    """Paint (or erase) the capsule swept by a round brush from p0 to p1, in place.
+def brush_segment(masks, p0, p1, radius: float, hardness: float, erase: bool) -> Rect | None:
+    """Paint (or erase) the capsule swept by a round brush from p0 to p1, in place, into each
+    of masks (arrays of one shape: a layer's mask and its flip plane take the same dab).
 
     Brush values combine with the mask by maximum (erasing: minimum of the inverse), so dabs
     and segments that overlap within a stroke never build up: one pass = the brush's own value.
     hardness 1 gives a hard edge with one pixel of anti-aliasing; lower values widen a smooth
     fall-off inside the radius. Returns the rectangle that may have changed."""
-    height, width = mask.shape
+    height, width = masks[0].shape
     (x0, y0), (x1, y1) = p0, p1
     radius = max(float(radius), 0.5)
     rect = clip_rect(
@@ -94,11 +95,11 @@ def brush_segment(mask: np.ndarray, p0, p1, radius: float, hardness: float, eras
     level = np.clip((np.float32(radius) - distance) * np.float32(1.0 / soft), 0.0, 1.0)
     level = level * level * (3.0 - 2.0 * level)  # smoothstep: no visible ring at the fall-off's edges
     dab = (level * 255.0 + 0.5).astype(np.uint8)
-    region = mask[ry0:ry1, rx0:rx1]
     if erase:
-        np.minimum(region, 255 - dab, out=region)
-    else:
-        np.maximum(region, dab, out=region)
+        np.subtract(255, dab, out=dab)
+    for mask in masks:
+        region = mask[ry0:ry1, rx0:rx1]
+        (np.minimum if erase else np.maximum)(region, dab, out=region)
     return rect
 
 

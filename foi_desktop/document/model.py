@@ -19,7 +19,7 @@ from PIL import Image
 from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
 from foi_engine.layered import LayeredEdit, MaskLayer, kind_for_path, metadata_for, write_layered
-from foi_engine.photo import WorkingFrame, open_photo, prepare_photo, to_rgb
+from foi_engine.photo import WorkingFrame, mask_levels, open_photo, prepare_photo
 
 from . import maskops
 from .events import Event, EventHub, Rect
@@ -54,7 +54,12 @@ class InstructionLayer:
     threshold: τ chosen by the user (None = auto, drawn by the engine from the seed);
     auto_threshold: τ the engine drew at the last Find regions; `effective_threshold` is
     the one the mask shows. grounding: the cached map (None before Find regions or after the
-    text or keyword changed). pristine: the mask is exactly the thresholded grounding map."""
+    text or keyword changed). pristine: the mask is exactly the thresholded grounding map.
+
+    flip: uint8 like mask, the value each pixel takes when τ crosses its map level. Find
+    regions makes it the thresholded map's other side; strokes and mask operations change it
+    as they change the mask, so what a person painted or erased holds on both sides of τ
+    (a pixel's two values are its brush work applied over 0 and over 255)."""
 
     id: str
     mask: np.ndarray
@@ -69,6 +74,16 @@ class InstructionLayer:
     grounding: Grounding | None = None
     pristine: bool = False
     revision: int = 0  # bumped on every mask change (project saving caches by it)
+    flip: np.ndarray | None = None  # None: made from the mask (nothing painted yet)
+
+    def __post_init__(self):
+        if self.flip is None:
+            self.flip = 255 - self.mask
+
+    @property
+    def planes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The arrays the undo history snapshots."""
+        return self.mask, self.flip
 
     @property
     def grounding_map(self) -> np.ndarray | None:
@@ -425,6 +440,7 @@ class Document:
                 grounding = Grounding(located.maps[index], frame, whole_image=tau is None)
                 self._mask_edit(step, layer, None)
                 grounding.fill(layer.mask, tau if layer.threshold is None else layer.threshold)
+                np.subtract(255, layer.mask, out=layer.flip)
                 self._set(step, layer, "grounding", grounding)
                 self._set(step, layer, "auto_threshold", tau)
                 self._set(step, layer, "pristine", True)
@@ -436,7 +452,8 @@ class Document:
 
     def set_threshold(self, layer_id: str, tau: float | None) -> Rect | None:
         """Set τ (None = auto). With a cached map the mask follows at once: only pixels whose
-        map value lies between the old and new τ change, so brush work elsewhere stays.
+        map value lies between the old and new τ change, to their flip value, so brush work
+        stays wherever it is.
         Consecutive moves within a second are one undo item (or use begin_group/end_group
         around a drag). Returns the changed rectangle (None if no pixel changed)."""
         layer = self.layer(layer_id)
@@ -452,7 +469,7 @@ class Document:
                 rects = grounding.band_tiles(old, new)
                 for rect in rects:
                     step.touch(layer, rect)
-                changed = grounding.apply_band(layer.mask, rects, old, new)
+                changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)
                 if changed:
                     layer.revision += 1
         self._changed(Event("layer", layer.id))
@@ -490,7 +507,7 @@ class Document:
         if reach is None:
             return None
         self._mask_edit(self._open, layer, reach)
-        rect = maskops.brush_segment(layer.mask, start, (x, y), radius, stroke["hardness"], stroke["erase"])
+        rect = maskops.brush_segment(layer.planes, start, (x, y), radius, stroke["hardness"], stroke["erase"])
         self._emit_mask(layer, [rect] if rect else [])
         return rect
 
@@ -502,16 +519,27 @@ class Document:
     # ------------------------------------------------------------------------------------------
     # Whole-mask operations
 
-    def _mask_operation(self, layer_id: str, text: str, operation) -> Rect | None:
-        """Run operation(mask) -> changed rect, as one undo item that stores only that rect."""
+    def _mask_operation(self, layer_id: str, text: str, operation, pointwise: bool = True) -> Rect | None:
+        """Run operation(mask) -> changed rect, as one undo item that stores only that rect.
+        A pointwise operation (invert, clear, fill, replace) runs on the flip plane too, so it
+        holds on both sides of τ like a stroke; the pixels a spatial one (grow, feather) changes
+        keep their new value whatever τ does."""
         layer = self.layer(layer_id)
         with self._step(text) as step:
-            scratch = layer.mask.copy()
-            rect = operation(scratch)
+            mask = layer.mask.copy()
+            rect = operation(mask)
+            if pointwise:
+                flip = layer.flip.copy()
+                rect = maskops.union_rect(rect, operation(flip))
             if rect is not None:
                 self._mask_edit(step, layer, rect)
                 x0, y0, x1, y1 = rect
-                layer.mask[y0:y1, x0:x1] = scratch[y0:y1, x0:x1]
+                area = np.s_[y0:y1, x0:x1]
+                if pointwise:
+                    layer.flip[area] = flip[area]
+                else:
+                    np.copyto(layer.flip[area], mask[area], where=mask[area] != layer.mask[area])
+                layer.mask[area] = mask[area]
         if rect is not None:
             self._emit_mask(layer, [rect])
         return rect
@@ -541,10 +569,11 @@ class Document:
     def grow_mask(self, layer_id: str, pixels: int) -> Rect | None:
         """Grow by pixels (negative = shrink)."""
         text = "Grow mask" if pixels >= 0 else "Shrink mask"
-        return self._mask_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels))
+        return self._mask_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels), pointwise=False)
 
     def feather_mask(self, layer_id: str, pixels: float) -> Rect | None:
-        return self._mask_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels))
+        return self._mask_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels),
+                                    pointwise=False)
 
     def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
         """Replace a mask (uint8 0..255, or float/bool in [0, 1]) of the photo's size."""
@@ -679,8 +708,4 @@ def _read_mask_image(path) -> Image.Image:
         image = open_photo(path)
     except PhotoError as error:
         raise MaskError(f"Cannot use this file as a mask: {error}") from None
-    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
-        alpha = image.convert("RGBA").getchannel("A")
-        if alpha.getextrema()[0] < 255:
-            return alpha
-    return to_rgb(image).convert("L")
+    return mask_levels(image)

@@ -4,6 +4,7 @@ Layout (schema version 1):
   project.json            format, version, photo, layers, settings, seed, results (see _describe)
   photo/original.<ext>    the photo file exactly as opened (or photo/photo.png when pasted)
   masks/<n>.png           layer n's mask, 8-bit grey at the photo's size
+  masks/<n>-flip.png      its flip plane (what τ turns each pixel into), when it has a grounding map
   results/<n>/image.png   result n at its working size; results/<n>/mask-<k>.png its masks
 The undo history is not saved. Opening trusts nothing: the zip's names, declared sizes and
 compression ratios are checked before anything is read, every image's size before it is
@@ -28,6 +29,7 @@ from PIL import Image
 
 from foi_engine import EditSettings, FoiError, Instruction
 from foi_engine.atomic import atomic_write
+from foi_engine.inputs import check_regular_file
 from foi_engine.photo import WorkingFrame, prepare_photo
 
 from .errors import ProjectError
@@ -40,6 +42,7 @@ MAX_MEMBERS = 4096
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_MEMBER_BYTES = 2 * 1024**3
 MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_PROJECT_FILE_BYTES = 8 * 1024**3
 MAX_RATIO = 1000  # deflate can reach ~1000:1 on uniform data; more is a zip bomb
 MAX_RESULT_SIDE = 8192
 MAX_MAP_SIDE = 1024
@@ -57,13 +60,16 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _cached_png(owner, key, make) -> bytes:
-    """The PNG of `owner` (a layer, a result, the photo), re-encoded only when `key` changes,
-    so an autosave costs only what changed since the last one."""
-    cached = getattr(owner, "_png_cache", None)
+def _cached_png(owner, key, make, part: str = "") -> bytes:
+    """The PNG of `owner` (a layer, a result, the photo) or of one part of it (a layer's flip
+    plane), re-encoded only when `key` changes, so an autosave costs only what changed since
+    the last one."""
+    cache = getattr(owner, "_png_cache", None)
+    if cache is None:
+        cache = owner._png_cache = {}
+    cached = cache.get(part)
     if cached is None or cached[0] != key:
-        cached = (key, make())
-        owner._png_cache = cached
+        cached = cache[part] = (key, make())
     return cached[1]
 
 
@@ -95,10 +101,16 @@ def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None =
         member = f"masks/{n}.png"
         members.append((member, _cached_png(layer, layer.revision, lambda: _png(Image.fromarray(layer.mask, "L")))))
         grounding = layer.grounding
+        flip_member = None
+        if grounding is not None:  # without a map τ moves nothing: the flip plane is not needed
+            flip_member = f"masks/{n}-flip.png"
+            members.append((flip_member, _cached_png(layer, layer.revision,
+                                                     lambda: _png(Image.fromarray(layer.flip, "L")), "flip")))
         layers.append({
             "id": layer.id, "text": layer.text, "keyword": layer.keyword, "strength": layer.strength,
             "threshold": layer.threshold, "auto_threshold": layer.auto_threshold, "color": list(layer.color),
             "visible": layer.visible, "opacity": layer.opacity, "pristine": layer.pristine, "mask": member,
+            "flip": flip_member,
             "grounding": None if grounding is None else {
                 "map": grounding.map.tolist(), "frame": _frame_json(grounding.frame),
                 "whole_image": grounding.whole_image,
@@ -152,6 +164,7 @@ class _Reader:
 
     def __init__(self, path):
         self.name = os.path.basename(os.fspath(path))
+        check_regular_file(path, "a FoI Studio project", MAX_PROJECT_FILE_BYTES, ProjectError)
         try:
             self.archive = zipfile.ZipFile(path)
         except FileNotFoundError:
@@ -287,6 +300,19 @@ def _mask(reader, member, size) -> np.ndarray:
     return np.array(image, dtype=np.uint8)
 
 
+def _flip(reader, value, layer: InstructionLayer, photo_size, where) -> np.ndarray:
+    """The layer's flip plane as saved. A project saved before flip planes existed gets one
+    from its map: the pixels unlike the thresholded map are brush work, which τ leaves."""
+    if value.get("flip") is not None:
+        return _mask(reader, _get(reader, value, "flip", str, where), photo_size)
+    flip = 255 - layer.mask
+    if layer.grounding is not None:
+        thresholded = np.empty_like(layer.mask)
+        layer.grounding.fill(thresholded, layer.effective_threshold)
+        np.copyto(flip, layer.mask, where=layer.mask != thresholded)
+    return flip
+
+
 def _grounding(reader, value, photo_size, where) -> Grounding | None:
     if value is None:
         return None
@@ -372,6 +398,7 @@ def open_project(path: str | os.PathLike) -> Document:
                 grounding=_grounding(reader, _get(reader, value, "grounding", dict, where, True), photo.size, where),
                 pristine=_get(reader, value, "pristine", bool, where),
             )
+            layer.flip = _flip(reader, value, layer, photo.size, where)
             doc.layers.append(layer)
         doc._settings = _settings(reader, _get(reader, description, "settings", dict, "the project"), "the project")
         doc.seed = _get(reader, description, "seed", int, "the project")

@@ -2,6 +2,7 @@ import numpy as np
 from document_helpers import fake_locate
 from PIL import Image
 
+from foi_desktop.document import maskops
 from foi_desktop.document.grounding import level
 
 
@@ -59,6 +60,67 @@ def test_threshold_keeps_brush_work_outside_the_band(doc):
     assert layer.mask[20, 280] == 255 and not layer.pristine
     doc.set_threshold(layer.id, 0.7)
     assert layer.mask[20, 280] == 255
+
+
+def _spot(layer, low, high):
+    """A pixel (x, y) whose map value lies between low and high, far enough from the edges
+    for a dab of radius 8."""
+    grounding = layer.grounding
+    x0, y0 = grounding.box[:2]
+    ys, xs = np.nonzero((grounding.levels >= level(low)) & (grounding.levels < level(high)))
+    inner = (xs > 10) & (xs < grounding.levels.shape[1] - 10) & (ys > 10) & (ys < grounding.levels.shape[0] - 10)
+    return float(xs[inner][0] + x0) + 0.5, float(ys[inner][0] + y0) + 0.5
+
+
+def _with_strokes(layer, tau, strokes):
+    """The thresholded map at τ with these strokes (point, erase) applied over it."""
+    expected = _full_threshold(layer, tau)
+    for point, erase, hardness in strokes:
+        maskops.brush_segment([expected], point, point, 8, hardness, erase)
+    return expected
+
+
+def test_threshold_moves_never_undo_brush_work(doc):
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    painted = _spot(layer, 0.55, 0.75)  # inside at τ 0.5, outside at 0.8
+    erased = _spot(layer, 0.3, 0.45)  # outside at τ 0.5, inside at 0.2
+    strokes = [(painted, False, 0.3), (erased, True, 1.0)]
+    for point, erase, hardness in strokes:
+        doc.begin_stroke(layer.id, erase=erase, radius=8, hardness=hardness)
+        doc.stroke_to(*point)
+        doc.end_stroke()
+    for tau in (0.8, 0.2, 0.65, 0.5):
+        doc.set_threshold(layer.id, tau)
+        # The soft stroke is as soft over an empty map as over a full one; nothing is punched out.
+        assert np.array_equal(layer.mask, _with_strokes(layer, tau, strokes)), tau
+    doc.undo()  # the τ moves (one item)
+    assert np.array_equal(layer.mask, _with_strokes(layer, 0.5, strokes))
+    doc.undo()  # the eraser stroke: its pixels follow τ again
+    doc.set_threshold(layer.id, 0.2)
+    assert np.array_equal(layer.mask, _with_strokes(layer, 0.2, strokes[:1]))
+    doc.undo()
+    assert np.array_equal(layer.mask, _with_strokes(layer, 0.5, strokes[:1]))
+
+
+def test_mask_operations_hold_across_threshold_moves(doc):
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    doc.invert_mask(layer.id)
+    doc.set_threshold(layer.id, 0.3)
+    assert np.array_equal(layer.mask, 255 - _full_threshold(layer, 0.3))
+    doc.clear_mask(layer.id)
+    doc.set_threshold(layer.id, 0.7)
+    assert not layer.mask.any()
+    doc.undo(), doc.undo()  # τ 0.7, Clear
+    assert np.array_equal(layer.mask, 255 - _full_threshold(layer, 0.3))
+    doc.undo(), doc.undo()  # τ 0.3, Invert
+    assert np.array_equal(layer.mask, _full_threshold(layer, 0.5))
+    grown = doc.grow_mask(layer.id, 6)  # the ring it adds stays when τ shrinks the region
+    ring = (layer.mask == 255) & (_full_threshold(layer, 0.5) == 0)
+    assert grown and ring.any()
+    doc.set_threshold(layer.id, 0.8)
+    assert (layer.mask[ring] == 255).all()
 
 
 def test_engine_masks(doc):

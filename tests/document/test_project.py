@@ -54,6 +54,40 @@ def test_save_and_open_are_bit_exact(doc, tmp_path):
     assert again.layers[0].mask.sum() < doc.layers[0].mask.sum()
 
 
+def _paint_in_the_band(doc):
+    """τ 0.5 on the bump, a stroke over its edge and one beside it; returns the layer."""
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    for x, y in ((90, 100), (150, 50)):  # (90, 100): inside the region at τ 0.5; (150, 50): outside it
+        doc.begin_stroke(layer.id, radius=10, hardness=1.0)
+        doc.stroke_to(x, y)
+        doc.end_stroke()
+    return layer
+
+
+def test_brush_work_survives_threshold_moves_after_reopening(doc, tmp_path):
+    layer = _paint_in_the_band(doc)
+    save_project(doc, tmp_path / "p.foi")
+    again = open_project(tmp_path / "p.foi")
+    for tau in (0.1, 0.6, 0.9):
+        doc.set_threshold(layer.id, tau)
+        again.set_threshold(layer.id, tau)
+        assert np.array_equal(again.layers[0].mask, doc.layers[0].mask), tau
+    assert again.layers[0].mask[100, 90] == again.layers[0].mask[50, 150] == 255  # both strokes kept
+
+
+def test_older_projects_keep_the_brush_work_the_map_cannot_explain(doc, tmp_path):
+    layer = _paint_in_the_band(doc)
+    save_project(doc, tmp_path / "p.foi")
+    older = tmp_path / "older.foi"  # as saved before flip planes
+    _rewrite(tmp_path / "p.foi", older, change=lambda d: [entry.pop("flip") for entry in d["layers"]],
+             drop=["masks/0-flip.png", "masks/1-flip.png"])
+    again = open_project(older)
+    assert np.array_equal(again.layers[0].mask, layer.mask)
+    again.set_threshold(layer.id, 0.1)  # the stroke beside the region was the user's: it stays
+    assert (again.layers[0].mask[45:56, 145:156] == 255).all()
+
+
 def test_open_keeps_the_original_photo_file(tmp_path):
     from foi_desktop.document import Document
     from document_helpers import photo
@@ -105,7 +139,7 @@ def _bomb_member():
          "part '../../x.png' is missing"),
         (lambda s, t: _rewrite(s, t, change=lambda d: d.update(version=99)), "newer FoI Studio"),
         (lambda s, t: _rewrite(s, t, change=lambda d: d["layers"][0].update(threshold=7)), "outside 0..1"),
-        (lambda s, t: _rewrite(s, t, change=lambda d: d["settings"].update(steps=-3)), "Steps must be at least 1"),
+        (lambda s, t: _rewrite(s, t, change=lambda d: d["settings"].update(steps=-3)), "Steps must be a whole number from 1 to 1000"),
         (lambda s, t: _rewrite(s, t, change=lambda d: d.pop("layers")), "lacks 'layers'"),
     ],
 )

@@ -70,14 +70,15 @@ def errors(monkeypatch):
 
 @pytest.fixture
 def make_window(qtbot, loop):
-    """make_window(client=None, **preferences): a shown main window (client None = its own worker)."""
+    """make_window(client=None, model_override=None, **preferences): a shown main window (client
+    None = its own worker; model_override as --model gives it)."""
     from foi_desktop.preferences import Preferences
     from foi_desktop.window import MainWindow
 
     made = []
 
-    def make(client=None, **prefs):
-        window = MainWindow(Preferences(**{**TINY_PREFS, **prefs}), client=client)
+    def make(client=None, model_override=None, **prefs):
+        window = MainWindow(Preferences(**{**TINY_PREFS, **prefs}), model_override=model_override, client=client)
         window.resize(1400, 900)
         qtbot.addWidget(window)
         window.show()

@@ -117,6 +117,46 @@ def test_settings_dialog_refuses_what_the_engine_refuses(qtbot, loop):
     assert dialog.result() == dialog.DialogCode.Accepted
 
 
+def _answer_settings(qtbot, window, answer):
+    """Open Settings from the window; answer(dialog) runs on the shown dialog, which then gets OK."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
+    def respond():
+        dialog = QApplication.activeModalWidget()
+        answer(dialog)
+        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                         Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, respond)
+    window.open_settings()
+
+
+def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qtbot):
+    import dataclasses
+
+    from foi_engine.catalog import DEFAULT_MODEL, SHAPES
+
+    # As `--model shapes` starts it, over stored preferences of InstructPix2Pix at 512 px.
+    window = make_window(model_override=SHAPES, model=DEFAULT_MODEL, steps=100, resolution=512)
+    window.open_sample()
+    stored, settings, choice = dataclasses.asdict(window.preferences), window.doc.settings, window.client.choice
+    shown = {}
+
+    def look(dialog):
+        shown.update(model=dialog.model(), steps=dialog.steps.value(), resolution=dialog.resolution.value(),
+                     locked=not dialog.resolution.isEnabled())
+
+    _answer_settings(qtbot, window, look)
+    assert shown == {"model": SHAPES, "steps": 50, "resolution": 64, "locked": True}
+    assert window.client.choice is choice and window.doc.settings == settings and not window.doc.modified
+    assert dataclasses.asdict(window.preferences) == stored
+    # A change made there changes that alone: the model and its own settings stay.
+    _answer_settings(qtbot, window, lambda dialog: dialog.strength.setValue(0.8))
+    assert window.doc.settings == dataclasses.replace(settings, strength=0.8)
+    assert window.client.choice is choice and window.preferences.resolution == 512
+
+
 def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monkeypatch):
     crashed = make_window(shared_client)
     crashed.open_sample()

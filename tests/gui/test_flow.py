@@ -200,3 +200,50 @@ def test_cancel_stops_a_run_and_the_app_carries_on(window, qtbot, run, photo_pat
     # The same worker edits again afterwards.
     window.doc.settings = EditSettings(steps=4, resolution=64)
     assert run(window.start_edit()) is not None
+
+
+def test_cancel_puts_back_the_view_the_run_started_from(window, qtbot, run, photo_path):
+    from foi_desktop.imaging import pil_to_qimage
+    from foi_engine import EditSettings
+
+    window.open_path(photo_path)
+    window.doc.add_layer("make it snowy")
+    window.doc.settings = EditSettings(steps=4, resolution=64)
+    entry = run(window.start_edit())
+    canvas = window.canvas
+    before = pil_to_qimage(entry.image)
+    assert canvas._result._image == before
+    window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
+    previews = []
+    window.client.progress.connect(lambda step, total, preview: preview is not None and previews.append(step))
+    task = window.start_edit()
+    qtbot.waitUntil(lambda: bool(previews) and canvas._result._image != before, timeout=60000)
+    window.cancel_action.trigger()
+    assert run(task, timeout=60) is None
+    assert canvas._result._image == before, "the cancelled run's preview stayed on the canvas"
+    # Masks, Show Original and Compare show that result too, not the preview.
+    for action in (window.masks_action, window.masks_action, window.original_action, window.original_action,
+                   window.compare_action):
+        action.trigger()
+    assert canvas.result_visible and canvas.compare and canvas._result._image == before
+
+
+def test_keys_go_back_to_the_canvas_after_strip_and_toolbar_clicks(window, qtbot, run):
+    from PySide6.QtWidgets import QApplication, QToolBar
+
+    from foi_engine import EditSettings
+
+    window.open_sample()
+    window.doc.settings = EditSettings(steps=2, resolution=64)
+    run(window.start_edit())
+    window.canvas.setFocus()
+    qtbot.mouseClick(window.results.discard_button, Qt.MouseButton.LeftButton)
+    assert window.doc.results == [] and QApplication.focusWidget() is window.canvas
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_1)
+    assert window.canvas.zoom == 1.0 and window.size_box.value() == 40, "1 typed into the brush size"
+    # A box the user clicked gives the keys back once a toolbar button is used.
+    qtbot.mouseClick(window.size_box, Qt.MouseButton.LeftButton)
+    assert QApplication.focusWidget() is window.size_box
+    toolbar = window.findChild(QToolBar, "tools")
+    qtbot.mouseClick(toolbar.widgetForAction(window.brush_action), Qt.MouseButton.LeftButton)
+    assert window.canvas.tool == "brush" and QApplication.focusWidget() is window.canvas
