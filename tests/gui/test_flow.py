@@ -2,6 +2,7 @@
 regions, paint and erase, undo/redo, move τ, Edit (the window stays live), cancel, export
 .ora, save and reopen the project."""
 
+import threading
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -130,19 +131,26 @@ def test_edit_keeps_the_window_live_then_export_and_reopen(opened, qtbot, run, t
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     steps = []
     window.client.progress.connect(lambda step, total, preview: steps.append((step, total, preview is not None)))
+    # Where the model runs: every UNet call must be off the UI thread.
+    unet = window.client._worker._engine.pipe.unet
+    unet_threads = []
+    hook = unet.register_forward_pre_hook(lambda *args: unet_threads.append(threading.get_ident()))
     timer.start()
     started = time.monotonic()
     window.edit_action.trigger()
     assert window.cancel_action.isEnabled() and not window.edit_action.isEnabled()
-    entry = run(window.task)
+    try:
+        entry = run(window.task)
+    finally:
+        hook.remove()
     elapsed = time.monotonic() - started
     timer.stop()
     assert entry is not None and window.doc.results == [entry]
     assert entry.image.size == entry.frame.size
-    # The UI thread went on handling events all through the run.
+    # The model ran in the engine's thread while the UI thread went on handling events (how
+    # long the UI may stall is a bench/bench_ui.py target, not a timed test).
+    assert unet_threads and threading.main_thread().ident not in unet_threads
     assert len(ticks) >= 0.25 * elapsed / 0.010, f"only {len(ticks)} timer ticks in {elapsed:.1f} s"
-    gaps = np.diff([started, *ticks])
-    assert gaps.max() < 1.0, f"the UI thread stalled for {gaps.max() * 1000:.0f} ms"
     assert steps and steps[-1][0] + 1 == steps[-1][1] and any(p for *_x, p in steps)
     assert window.canvas.result_visible
     assert window.results.list.count() == 1
