@@ -42,9 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from PIL import Image
+
 from ..atomic import atomic_write
 from ..catalog import SETTINGS_FILE
+from ..engine import FoiEngine
 from .data import caption, make_example
+from .evaluate import instructions_of, iou, lands, own_shape, settings, upsample
 from .model import build_models, build_tokenizer, start_as_pooling
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,11 +189,6 @@ def pipeline(vae, unet, text_encoder, tokenizer, scheduler):
 @torch.no_grad()
 def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, count: int = 24) -> dict:
     """Binding on held-out one-instruction scenes of 2–4 shapes whose edit names a shape."""
-    from PIL import Image
-
-    from ..engine import FoiEngine
-    from .evaluate import iou, lands, own_shape, settings, upsample
-
     engine = FoiEngine(pipeline(*(copy.deepcopy(m).eval() for m in (vae, unet, text_encoder)), tokenizer,
                                 scheduler), model_name="shapes-training")
     scenes, index = [], CHECK_OFFSET
@@ -200,8 +199,6 @@ def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, coun
             scenes.append(example)
     ious, owns, landed = [], [], []
     for seed, example in enumerate(scenes):
-        from .evaluate import instructions_of
-
         source, edit = Image.fromarray(example.source), example.edits[0]
         found = engine.locate(source, instructions_of(example), settings(True), seed=seed)
         mask = upsample(found.masks[0])
