@@ -45,6 +45,8 @@ MAX_TOTAL_BYTES = 8 * 1024**3
 MAX_PROJECT_FILE_BYTES = 8 * 1024**3
 MAX_RATIO = 1000  # deflate can reach ~1000:1 on uniform data; more is a zip bomb
 MAX_RESULT_SIDE = 8192
+MAX_LAYERS = 256  # with MAX_RESULTS and the bound on each image, what a project can decode is bounded
+MAX_RESULTS = 1024
 MAX_MAP_SIDE = 1024
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
 PNG_LEVEL = 1  # masks are mostly flat: level 1 is several times faster and barely larger
@@ -93,7 +95,11 @@ def _photo_member(doc: Document) -> tuple[str, bytes]:
 
 def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None = None) -> None:
     """Write the project atomically. A normal save makes `path` the document's project and
-    clears `modified`; a recovery save (recovery = extra info) changes nothing on the document."""
+    clears `modified`; a recovery save (recovery = extra info) changes nothing on the document.
+    What could not be opened again is not written."""
+    if len(doc.layers) > MAX_LAYERS or len(doc.results) > MAX_RESULTS:
+        raise ProjectError(f"A project keeps at most {MAX_LAYERS} instructions and {MAX_RESULTS} results: "
+                           "remove some, then save again.")
     photo_name, photo_bytes = _photo_member(doc)
     members: list[tuple[str, bytes]] = [(photo_name, photo_bytes)]
     layers = []
@@ -214,8 +220,11 @@ class _Reader:
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError):
             self.fail(f"{member} is damaged")
 
-    def image(self, member, expected_size=None, max_side=None) -> Image.Image:
-        data = self.read(member)
+    def image(self, member, expected_size=None, max_side=None, channels: int = 3) -> Image.Image:
+        # An image of a known size cannot honestly take more bytes than its pixels stored
+        # uncompressed: a larger member is refused before it is read into memory.
+        limit = MAX_MEMBER_BYTES if expected_size is None else _png_bound(expected_size, channels)
+        data = self.read(member, limit)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -293,8 +302,15 @@ def _settings(reader, value, where) -> EditSettings:
         reader.fail(f"{where}: {str(error).rstrip('.')}")
 
 
+def _png_bound(size, channels: int) -> int:
+    """The most bytes a PNG of this size can need: every row stored, 1 % of deflate's
+    worst case, room for chunks and metadata."""
+    width, height = size
+    return int(height * (width * channels + 1) * 1.01) + 65536
+
+
 def _mask(reader, member, size) -> np.ndarray:
-    image = reader.image(member, expected_size=size)
+    image = reader.image(member, expected_size=size, channels=1)
     if image.mode != "L":
         reader.fail(f"{member} is not a grey mask")
     return np.array(image, dtype=np.uint8)
@@ -379,7 +395,12 @@ def open_project(path: str | os.PathLike) -> Document:
         description = read_description(reader)
         photo, photo_file, source_path = _photo(reader, description)
         doc = Document(photo, source_path=source_path, photo_file=photo_file)
-        for n, value in enumerate(_get(reader, description, "layers", list, "the project")):
+        layers = _get(reader, description, "layers", list, "the project")
+        results = _get(reader, description, "results", list, "the project")
+        if len(layers) > MAX_LAYERS or len(results) > MAX_RESULTS:
+            reader.fail(f"it lists {len(layers)} instructions and {len(results)} results, more than FoI Studio "
+                        f"keeps ({MAX_LAYERS} and {MAX_RESULTS})")
+        for n, value in enumerate(layers):
             where = f"instruction {n + 1}"
             layer_id = _get(reader, value, "id", str, where)
             if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", layer_id) or any(l.id == layer_id for l in doc.layers):
@@ -403,7 +424,7 @@ def open_project(path: str | os.PathLike) -> Document:
         doc._settings = _settings(reader, _get(reader, description, "settings", dict, "the project"), "the project")
         doc.seed = _get(reader, description, "seed", int, "the project")
         doc.fixed_seed = _get(reader, description, "fixed_seed", bool, "the project")
-        for n, value in enumerate(_get(reader, description, "results", list, "the project")):
+        for n, value in enumerate(results):
             doc.results.append(_result(reader, value, photo.size, f"result {n + 1}"))
     doc.project_path = os.fspath(path)
     doc.modified = False

@@ -217,3 +217,24 @@ def test_failed_save_keeps_the_old_project(doc, tmp_path, monkeypatch):
         save_project(doc, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.foi"]
+
+
+def test_a_member_larger_than_its_image_can_be_is_refused_before_reading(doc, tmp_path):
+    """A mask part that declares more bytes than any PNG of the photo's size needs is
+    refused from the zip's directory, before it is read into memory."""
+    import zipfile
+
+    from foi_desktop.document import ProjectError, open_project, save_project
+
+    path = tmp_path / "p.foi"
+    save_project(doc, path)
+    bloated = tmp_path / "bloated.foi"
+    width, height = doc.size
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bloated, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "masks/0.png":
+                data += b"\0" * (2 * width * height + 100_000)  # still a valid PNG followed by junk
+            target.writestr(info.filename, data)
+    with pytest.raises(ProjectError, match="more than the"):
+        open_project(bloated)
