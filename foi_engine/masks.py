@@ -1,4 +1,4 @@
-"""Masks between resolutions (DESIGN.md §2 "Masks at other resolutions").
+"""Masks between resolutions (docs/ALGORITHM.md §7 "Masks at other resolutions").
 
 The engine's mask is a float32 array in [0, 1]. Masks painted at the photo's size are
 brought to the working frame like the photo; any other mask must already have the

@@ -2,8 +2,8 @@
 
 `prepare_photo` applies EXIF orientation and converts any mode to 8-bit RGB;
 `WorkingFrame` is IP2P's working size and the centre crop that reaches it
-(DESIGN.md §2 "Working size"), so masks and results can be mapped between the
-photo and the working frame in both directions."""
+(docs/ALGORITHM.md §2 "The photo and the working frame"), so masks and results can be
+mapped between the photo and the working frame in both directions."""
 
 from __future__ import annotations
 

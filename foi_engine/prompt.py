@@ -1,5 +1,5 @@
 """The composite instruction and where each part of it sits among the text tokens
-(DESIGN.md §2 "Composite instruction", "Keyword")."""
+(docs/ALGORITHM.md §5 "The composite instruction and its tokens")."""
 
 from __future__ import annotations
 

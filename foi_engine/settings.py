@@ -1,6 +1,7 @@
 """The two request objects of the engine: one `Instruction` per sub-instruction and the
 `EditSettings` of a run. Both are frozen and validate themselves at construction, so an
-invalid value never reaches the sampler (DESIGN.md §3)."""
+invalid value never reaches the sampler (docs/ALGORITHM.md §11 "Requests, switches and
+ranges")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md §1, enforced with import-linter's contracts in pyproject.toml."""
+"""The layering of docs/ARCHITECTURE.md ("Layers"), enforced with import-linter's contracts in pyproject.toml."""
 
 import shutil
 import subprocess

@@ -1,6 +1,6 @@
 """FoI Studio's document model: no Qt here (import-linter enforces it).
 
-See /work/notes/document_api.md (docs/document_api.md) for the contract with the views."""
+docs/ARCHITECTURE.md ("The editor") describes its modules and the contract with the views."""
 
 from .errors import ProjectError
 from .events import Event, EventHub

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md §2 on the tiny random model."""
+"""The invariants of docs/ALGORITHM.md §15 on the tiny random model."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Modulation effects on a tiny model whose cross-attention is sharpened (Q, K ×8)
-so that attention is far from uniform, as DESIGN.md §5 advises."""
+so that attention is far from uniform, as docs/ALGORITHM.md §16 explains."""
 
 import numpy as np
 import pytest
