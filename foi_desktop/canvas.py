@@ -34,28 +34,51 @@ def _cosmetic_pen(color: str, width: float) -> QPen:
     return pen
 
 
-class PhotoItem(QGraphicsItem):
-    """The photo, with a reduced copy for zoomed-out painting."""
+class PictureItem(QGraphicsItem):
+    """An image stretched over a box (photo px), with a reduced copy for zoomed-out painting."""
 
-    def __init__(self, photo):
+    def __init__(self, image=None, box=None):
         super().__init__()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
-        self._width, self._height = photo.size
-        self._factor = preview_factor(photo.size)
-        self._full = pil_to_qimage(photo)
-        self._preview = pil_to_qimage(photo.reduce(self._factor)) if self._factor > 1 else self._full
+        self.set_image(image, box)
 
     def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, self._width, self._height)
+        return QRectF(self._box)
+
+    def set_image(self, image, box=None) -> None:
+        """image: PIL or None; box: (l, t, r, b) photo px, default the image's own size at 0, 0."""
+        self.prepareGeometryChange()
+        self._full = self._preview = None
+        self._factor = 1
+        if image is not None:
+            self._factor = preview_factor(image.size)
+            self._full = pil_to_qimage(image)
+            self._preview = pil_to_qimage(image.reduce(self._factor)) if self._factor > 1 else self._full
+        left, top, right, bottom = box or (0, 0, *(image.size if image is not None else (0, 0)))
+        self._box = QRectF(left, top, right - left, bottom - top)
+        self.update()
+
+    @property
+    def image(self) -> QImage | None:
+        """The full-size image this item paints."""
+        return self._full
+
+    @property
+    def box(self) -> QRectF:
+        return QRectF(self._box)
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        exposed = option.exposedRect & self.boundingRect()
-        if self._factor > 1 and _scale(painter) * self._factor <= 1.0:
-            f = self._factor
-            source = QRectF(exposed.x() / f, exposed.y() / f, exposed.width() / f, exposed.height() / f)
-            painter.drawImage(exposed, self._preview, source)
-        else:
-            painter.drawImage(exposed, self._full, exposed)
+        if self._full is None or self._box.isEmpty():
+            return
+        exposed = option.exposedRect & self._box
+        # Image pixels per photo pixel, then per preview pixel when zoomed out far enough.
+        sx, sy = self._full.width() / self._box.width(), self._full.height() / self._box.height()
+        image = self._full
+        if self._factor > 1 and _scale(painter) * self._factor / sx <= 1.0:
+            image, sx, sy = self._preview, sx / self._factor, sy / self._factor
+        source = QRectF((exposed.x() - self._box.x()) * sx, (exposed.y() - self._box.y()) * sy,
+                        exposed.width() * sx, exposed.height() * sy)
+        painter.drawImage(exposed, image, source)
 
 
 class MaskOverlayItem(QGraphicsItem):
@@ -138,38 +161,28 @@ class MaskOverlayItem(QGraphicsItem):
                 painter.drawImage(QPointF(tx * TILE, ty * TILE), self._tile(tx, ty))
 
 
-class ResultItem(QGraphicsItem):
-    """The edited image (or a live preview) over the part of the photo the model saw;
-    with a split, only right of it (left shows the original)."""
+class ResultItem(PictureItem):
+    """The result over the photo (or the model's raw output, or a live preview, over the part
+    of the photo the model saw); with a split, only right of it (left shows the original)."""
 
     def __init__(self):
         super().__init__()
-        self._image: QImage | None = None
-        self._box = QRectF()
         self.split_x: float | None = None
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(self._box)
-
-    def set_image(self, image, box) -> None:
-        """image: PIL (any size; it is stretched over box) or None; box: (l, t, r, b) photo px."""
-        self.prepareGeometryChange()
-        self._image = None if image is None else pil_to_qimage(image)
-        left, top, right, bottom = box
-        self._box = QRectF(left, top, right - left, bottom - top)
-        self.update()
 
     @property
     def has_image(self) -> bool:
-        return self._image is not None
+        return self._full is not None
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
-        if self._image is None:
+        if self.split_x is None:
+            super().paint(painter, option, widget)
             return
-        if self.split_x is not None:
-            box = self._box
-            painter.setClipRect(QRectF(self.split_x, box.top(), max(0.0, box.right() - self.split_x), box.height()))
-        painter.drawImage(self._box, self._image)
+        box = self._box
+        painter.save()  # the view does not restore the clip (DontSavePainterState)
+        painter.setClipRect(QRectF(self.split_x, box.top(), max(0.0, box.right() - self.split_x), box.height()),
+                            Qt.ClipOperation.IntersectClip)
+        super().paint(painter, option, widget)
+        painter.restore()
 
 
 class CanvasView(QGraphicsView):
@@ -197,7 +210,7 @@ class CanvasView(QGraphicsView):
         self.active_layer_id: str | None = None
         self._overlays: dict[str, MaskOverlayItem] = {}
         self._masks_visible = True
-        self._photo_item: PhotoItem | None = None
+        self._photo_item: PictureItem | None = None
         self._result = ResultItem()
         self._result.setZValue(1)
         self._divider = QGraphicsLineItem()
@@ -240,7 +253,7 @@ class CanvasView(QGraphicsView):
         self.show_result(None)
         if doc is None:
             return
-        self._photo_item = PhotoItem(doc.photo)
+        self._photo_item = PictureItem(doc.photo)
         self._photo_item.setZValue(0)
         self.scene().addItem(self._photo_item)
         self.scene().setSceneRect(self._photo_item.boundingRect())
@@ -296,16 +309,19 @@ class CanvasView(QGraphicsView):
 
     # -- result and compare ----------------------------------------------------------------
     def show_result(self, image, box=None) -> None:
-        """Show an edit (PIL image over box, the working frame's crop in photo px) or nothing."""
-        if image is None:
-            self._result.set_image(None, (0, 0, 0, 0))
-        else:
-            self._result.set_image(image, box)
+        """Show an edit or nothing (None): a PIL image stretched over box (l, t, r, b photo px;
+        default the whole photo, for the result at the photo's size)."""
+        self._result.set_image(image, box)
         self._set_compare_geometry()
 
     @property
     def result_visible(self) -> bool:
         return self._result.has_image and self._result.isVisible()
+
+    @property
+    def result_item(self) -> ResultItem:
+        """What the canvas shows as the result: its `image` and `box` (tests read them)."""
+        return self._result
 
     def set_show_original(self, original: bool) -> None:
         """Toggle compare: hide the result to see the photo as it was."""

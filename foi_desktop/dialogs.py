@@ -8,7 +8,7 @@ import time
 
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+                               QRadioButton, QSpinBox, QVBoxLayout)
 
 from foi_engine import EditSettings, FoiError, threads
 
@@ -195,7 +195,7 @@ EXPORT_KINDS = (
     ("ora", "OpenRaster (.ora): layers for GIMP and Krita", ".ora"),
     ("psd", "Photoshop (.psd): layers", ".psd"),
     ("png", "PNG of the result, plus one mask PNG per instruction", ".png"),
-    ("full", "Full-resolution photo: the edit pasted into the original (JPEG/TIFF)", ".jpg"),
+    ("full", "Full-resolution photo: the result as shown (JPEG/TIFF)", ".jpg"),
 )
 
 
@@ -212,15 +212,6 @@ class ExportDialog(QDialog):
             button = QRadioButton(label, checked=number == 0)
             self._group.addButton(button, number)
             layout.addWidget(button)
-        self.feather = QDoubleSpinBox(minimum=0.0, maximum=200.0, value=8.0, suffix=" px",
-                                      toolTip="Soft edge of the pasted edit (full-resolution only)")
-        feather_row = QHBoxLayout()
-        feather_row.addWidget(QLabel("Edge softness"))
-        feather_row.addWidget(self.feather)
-        feather_row.addStretch(1)
-        feather_widget = QWidget()
-        feather_widget.setLayout(feather_row)
-        layout.addWidget(feather_widget)
         self.path_edit = QLineEdit(os.path.join(folder, suggested_stem + ".ora"))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -233,7 +224,6 @@ class ExportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self._group.idToggled.connect(lambda _id, on: on and self._kind_changed())
-        self._feather_widget = feather_widget
         self._kind_changed()
 
     @property
@@ -252,7 +242,6 @@ class ExportDialog(QDialog):
         stem, old = os.path.splitext(self.path)
         if old.lower() in (".ora", ".psd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp") or not old:
             self.path_edit.setText(stem + suffix)
-        self._feather_widget.setEnabled(self.kind == "full")
 
     def _browse(self) -> None:
         filters = {"ora": "OpenRaster (*.ora)", "psd": "Photoshop (*.psd)", "png": "PNG (*.png)",

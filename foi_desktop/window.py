@@ -167,6 +167,9 @@ class MainWindow(QMainWindow):
                                 "Split view: original left, result right (drag to move)", checkable=True)
         self.original_action = a("Show Original", lambda on: self.canvas.set_show_original(on), "\\",
                                  "Hide the result to see the photo as it was", checkable=True)
+        self.raw_action = a("Show Raw Model Output", lambda _on: self._show_entry(self.shown_entry), "R",
+                            "Show what the model returned, before the masks blend it into the photo",
+                            checkable=True)
         self.fit_action = a("Fit", self.canvas.fit, "F", "Fit the photo in the window")
         self.actual_action = a("100 %", self.canvas.actual_size, "1", "One photo pixel per screen pixel")
         self.zoom_in_action = a("Zoom In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
@@ -241,7 +244,7 @@ class MainWindow(QMainWindow):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&View")
         for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action, None,
-                       self.masks_action, self.compare_action, self.original_action):
+                       self.masks_action, self.compare_action, self.original_action, self.raw_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         self.menuBar().addMenu("&Help").addAction(self.about_action)
 
@@ -757,11 +760,15 @@ class MainWindow(QMainWindow):
     # Results and export
 
     def _show_entry(self, entry) -> None:
+        """The result as exports write it (the document makes it once per result), or with
+        Show Raw Model Output, the model's image over the part of the photo it saw."""
         self.shown_entry = entry
         if entry is None:
             self.canvas.show_result(None)
-        else:
+        elif self.raw_action.isChecked():
             self.canvas.show_result(entry.image, entry.frame.box)
+        else:
+            self.canvas.show_result(self.doc.result_image(entry))
         self._update_actions()
 
     def export(self) -> None:
@@ -774,11 +781,11 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(f"{stem}-edited", folder, self)
         if dialog.exec() != ExportDialog.DialogCode.Accepted or not dialog.path:
             return
-        self.export_to(dialog.path, entry, dialog.kind, dialog.feather.value())
+        self.export_to(dialog.path, entry, dialog.kind)
 
-    def export_to(self, path: str, entry=None, kind: str | None = None, feather: float | None = None) -> list[str]:
+    def export_to(self, path: str, entry=None, kind: str | None = None) -> list[str]:
         try:
-            written = self.doc.export(path, entry, kind, feather if kind == "full" else None)
+            written = self.doc.export(path, entry, kind)
         except (FoiError, OSError) as error:
             show_error(self, "Could not export", error)
             return []

@@ -11,15 +11,24 @@ box there is only the original. Masks given at the photo's size are used as they
 any other size (the engine's grounding or working-size masks) are taken to cover the crop box
 and resized bilinearly into it, 0 outside.
 
+Blending. A mask's own alpha is the weight of the result over the photo, so its edge is as
+soft as the mask (Feather in the editor softens it); nothing else blurs it. Where the crop box
+ends inside the photo (the sides of a photo whose shape the working size does not match), the
+result stops and the photo goes on: there every mask fades linearly to 0 over `feather` photo
+pixels, so an edit reaching that edge thins out instead of ending in a seam.
+
 Stack, top to bottom:
   one hidden colour layer per mask ("<instruction> — mask", the mask as alpha, 50 % opacity),
   one visible edited-region layer per instruction (named exactly as the instruction: the
-  upscaled result with that instruction's feathered mask as alpha), the last instruction on top,
+  upscaled result with that instruction's blend weight as alpha), the last instruction on top,
   the whole upscaled result, hidden ("FoI result"),
   the original photo ("Original").
-So the file opens looking like the edit with every pixel outside the masks the original's; the
-merged image is that visible stack composited. Pixels where every feathered mask is 0 are the
-original's bit for bit, in the merged image and in `composite_full_resolution`.
+So the file opens looking like the edit with every pixel outside the masks the original's.
+
+The result. `composite_full_resolution` is that visible stack flattened (the weights combined as
+stacked layers combine them, 1 − Π(1 − aᵢ)); it is the .ora's and the .psd's merged image, the
+JPEG/TIFF/WebP export, and what the desktop canvas shows. Pixels where every mask is 0 are the
+original's bit for bit.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import io
 import json
 import os
 import re
+import struct
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +46,7 @@ from functools import cached_property
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
-from PIL import Image, ImageFilter, PngImagePlugin
+from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
 from .errors import FoiError
@@ -75,8 +85,8 @@ class LayeredEdit:
     result: the engine's RGB result at the working size (`frame.size`);
     metadata: JSON-able dict (instructions, keywords, strengths, thresholds, settings, seed,
     model, random_weights; see `metadata_for`);
-    feather: radius in photo pixels of the Gaussian that softens each mask's edge where the
-    result meets the original; None = `default_feather(frame)`."""
+    feather: how far, in photo pixels, every mask fades out towards a crop-box edge that lies
+    inside the photo (see the module's "Blending"); None = `default_feather(frame)`."""
 
     photo: Image.Image
     result: Image.Image
@@ -97,9 +107,10 @@ class LayeredEdit:
 
 
 def default_feather(frame: WorkingFrame) -> float:
-    """Two working-size pixels, in photo pixels: wide enough to hide the upscale's seam."""
+    """Four working-size pixels, in photo pixels: a fade the eye takes for a soft edge, short
+    enough to keep the edit near the crop box's edge."""
     left, _, right, _ = frame.box
-    return 2.0 * (right - left) / frame.size[0]
+    return 4.0 * (right - left) / frame.size[0]
 
 
 def metadata_for(instructions, settings, seed: int, model: str, random_weights: bool) -> dict:
@@ -183,26 +194,50 @@ class _Rendered:
         """Each mask as an 'L' image at the photo's size."""
         return [mask_to_photo(layer.mask, self.edit.frame) for layer in self.edit.layers]
 
-    def _feathered_in_box(self, alpha: Image.Image) -> Image.Image:
-        crop = alpha.crop(self.box)
+    def _edge_ramp(self, start: int, end: int, limit: int) -> np.ndarray:
+        """Weights along one side of the box (pixel centres): 1, falling linearly to 0 over
+        `feather` pixels towards an end that lies inside the photo (0 < end < limit)."""
+        centres = np.arange(end - start, dtype=np.float32) + np.float32(0.5)
+        ramp = np.ones(end - start, np.float32)
         if self.feather > 0:
-            crop = crop.filter(ImageFilter.GaussianBlur(self.feather))
-        return crop
+            if start > 0:
+                ramp = np.minimum(ramp, centres / np.float32(self.feather))
+            if end < limit:
+                ramp = np.minimum(ramp, (end - start - centres) / np.float32(self.feather))
+        return ramp
+
+    @cached_property
+    def ramps(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(down, across) edge weights of the box, or None where nothing fades."""
+        left, top, right, bottom = self.box
+        width, height = self.edit.photo.size
+        down, across = self._edge_ramp(top, bottom, height), self._edge_ramp(left, right, width)
+        return None if down.min() == 1 and across.min() == 1 else (down, across)
+
+    def _weight_in_box(self, alpha: Image.Image) -> Image.Image:
+        crop = alpha.crop(self.box)
+        if self.ramps is None:
+            return crop
+        down, across = self.ramps
+        faded = np.asarray(crop, np.float32) * down[:, None] * across[None, :]
+        return Image.fromarray(np.rint(faded).astype(np.uint8), "L")
 
     @cached_property
     def region_alphas(self) -> list[Image.Image]:
-        """Each mask feathered, inside the crop box (box-sized 'L')."""
-        return [self._feathered_in_box(alpha) for alpha in self.alphas]
+        """Each mask's blend weight inside the crop box (box-sized 'L'): its alpha, faded out
+        towards the box's edges inside the photo."""
+        return [self._weight_in_box(alpha) for alpha in self.alphas]
 
     @cached_property
     def union_alpha(self) -> Image.Image:
-        """The feathered union mask inside the crop box (box-sized 'L')."""
-        if not self.alphas:
-            return Image.new("L", self.box_size, 0)
-        union = np.asarray(self.alphas[0])
-        for alpha in self.alphas[1:]:
-            union = np.maximum(union, np.asarray(alpha))
-        return self._feathered_in_box(Image.fromarray(union, "L"))
+        """The region alphas combined as their stacked layers combine them, 1 − Π(1 − aᵢ)
+        (box-sized 'L'): 0 only where every mask is 0, 255 wherever one is."""
+        if len(self.region_alphas) == 1:
+            return self.region_alphas[0]
+        clear = np.ones(self.box_size[::-1], np.float32)
+        for alpha in self.region_alphas:
+            clear *= 1 - np.asarray(alpha, np.float32) / np.float32(255)
+        return Image.fromarray(np.rint((1 - clear) * 255).astype(np.uint8), "L")
 
     def region_layer(self, n: int) -> tuple[Image.Image, int, int]:
         """Instruction n's edited region: RGBA trimmed to its alpha, and its x, y."""
@@ -216,13 +251,12 @@ class _Rendered:
         return _trimmed(rgba, 0, 0)
 
     @cached_property
-    def merged(self) -> Image.Image:
-        """The visible stack composited: the original under every region layer, in order."""
-        base = self.edit.photo.convert("RGBA")
-        for n in range(len(self.edit.layers)):
-            layer, x, y = self.region_layer(n)
-            base.alpha_composite(layer, dest=(x, y))
-        return base.convert("RGB")
+    def composite(self) -> Image.Image:
+        """The visible stack flattened: the photo with the upscaled result pasted through
+        `union_alpha` (see `composite_full_resolution`)."""
+        photo = self.edit.photo.copy()
+        photo.paste(self.upscaled, self.box[:2], self.union_alpha)
+        return photo
 
 
 def mask_to_photo(mask, frame: WorkingFrame) -> Image.Image:
@@ -263,13 +297,10 @@ def _trimmed(rgba: Image.Image, x: int, y: int) -> tuple[Image.Image, int, int]:
 
 
 def composite_full_resolution(edit: LayeredEdit) -> Image.Image:
-    """The original photo with the upscaled edit pasted into the crop box through the feathered
-    union mask; outside the box, and wherever that mask is 0, the original's pixels exactly."""
-    render = edit._render
-    photo = edit.photo.copy()
-    original_box = photo.crop(render.box)
-    photo.paste(Image.composite(render.upscaled, original_box, render.union_alpha), render.box[:2])
-    return photo
+    """The result, at the photo's size: the original with the upscaled edit blended in through
+    the masks (see the module's "Blending"); outside the crop box, and wherever every mask is 0,
+    the original's pixels exactly. Made once per LayeredEdit and shared: do not draw on it."""
+    return edit._render.composite
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,7 +346,7 @@ def write_ora(path: str | os.PathLike, edit: LayeredEdit) -> None:
         f"<image version=\"0.0.5\" w=\"{width}\" h=\"{height}\" xres=\"72\" yres=\"72\">\n"
         " <stack>\n" + "\n".join(xml_lines) + "\n </stack>\n</image>\n"
     )
-    merged = edit._render.merged
+    merged = composite_full_resolution(edit)
     thumbnail = merged.copy()
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     with atomic_write(path) as stream, zipfile.ZipFile(stream, "w") as archive:
@@ -356,7 +387,7 @@ def write_psd(path: str | os.PathLike, edit: LayeredEdit) -> None:
     from psd_tools.constants import Resource
     from psd_tools.psd.image_resources import ImageResource
 
-    psd = PSDImage.frompil(edit._render.merged)
+    psd = PSDImage.frompil(composite_full_resolution(edit))
     for name, image, x, y, visible, opacity in reversed(_layer_stack(edit)):
         layer = PixelLayer.frompil(image.convert("RGBA"), psd, name, top=y, left=x)
         layer.visible = visible
@@ -367,6 +398,27 @@ def write_psd(path: str | os.PathLike, edit: LayeredEdit) -> None:
     )
     with atomic_write(path) as stream:
         psd.save(stream)
+        _put_merged_image(stream, composite_full_resolution(edit))
+
+
+def _put_merged_image(stream, image: Image.Image) -> None:
+    """Make a written PSD's merged image `image`, uncompressed. psd-tools flattens the layers
+    itself when it saves, a level off the composite here and there; every export must hold
+    the same pixels. The merged image is the file's last section, after the header and three
+    length-prefixed sections (colour mode data, image resources, layers and masks)."""
+    from psd_tools.constants import Compression
+    from psd_tools.psd.header import FileHeader
+    from psd_tools.psd.image_data import ImageData
+
+    stream.seek(0)
+    header = FileHeader.read(stream)
+    for length_format in (">I", ">I", ">Q" if header.version == 2 else ">I"):
+        (length,) = struct.unpack(length_format, stream.read(struct.calcsize(length_format)))
+        stream.seek(length, io.SEEK_CUR)
+    merged = ImageData(Compression.RAW)
+    merged.set_data([band.tobytes() for band in image.split()], header)
+    stream.truncate()
+    merged.write(stream)
 
 
 def _png_info(metadata: dict) -> PngImagePlugin.PngInfo:

@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 import zipfile
@@ -16,6 +17,7 @@ from foi_engine.layered import (
     LayeredEdit,
     MaskLayer,
     composite_full_resolution,
+    default_feather,
     kind_for_path,
     mask_file_names,
     mask_to_photo,
@@ -139,7 +141,7 @@ def test_full_resolution_composite_is_bit_exact_outside_the_mask():
     zero = feathered == 0
     assert zero.sum() > 1000 and (~zero).sum() > 1000
     assert np.array_equal(composite[zero], photo[zero])
-    # Where the mask is full the result shows; the feather makes the edge soft, not the centre.
+    # Where the mask is full the result shows.
     assert (composite[40, 140] == (250, 120, 10)).all()
 
 
@@ -153,6 +155,81 @@ def test_composite_paints_nothing_outside_the_crop_box_even_where_painted():
     assert np.array_equal(composite[:, :left], photo[:, :left])
     assert np.array_equal(composite[:, right:], photo[:, right:])
     assert (composite[top:bottom, left:right] == (250, 120, 10)).all()
+
+
+def _wide_edit(masks, photo=None):
+    """A 2.5:1 photo (grey unless given) worked on at 2:1, so the crop box ends 30 px inside
+    either side; the result is flat orange, so any seam is a jump between neighbouring pixels."""
+    photo = photo or Image.new("RGB", (300, 120), (40, 40, 40))
+    frame = WorkingFrame.for_photo(photo.size, 128)
+    assert frame.pixel_box == (30, 0, 270, 120)
+    result = Image.new("RGB", frame.size, (250, 120, 10))
+    return LayeredEdit(photo, result, frame, [MaskLayer(str(n), mask) for n, mask in enumerate(masks)])
+
+
+def _crop_edge_fade(edit):
+    """The fade the module promises across the width: 0 outside the box, linear to 1 over
+    `default_feather` pixels (pixel centres) inside its left and right edges."""
+    left, _, right, _ = edit.frame.pixel_box
+    centres = np.arange(300) + 0.5
+    fade = np.clip(np.minimum(centres - left, right - centres) / default_feather(edit.frame), 0, 1)
+    fade[:left] = fade[right:] = 0
+    return fade
+
+
+def test_a_mask_painted_past_the_crop_edge_fades_out_instead_of_a_seam():
+    edit = _wide_edit([np.full((120, 300), 255, np.uint8)])
+    composite = np.asarray(composite_full_resolution(edit)).astype(int)
+    photo, result = np.array([40, 40, 40]), np.array([250, 120, 10])
+    # Outside the box the photo, inside it the result, in between one step per pixel at most
+    # a fade's share of the contrast (an 8-bit level more for rounding): no jump anywhere.
+    assert (composite[:, :30] == photo).all() and (composite[:, 270:] == photo).all()
+    steps = np.abs(np.diff(composite, axis=1))
+    assert (steps <= np.abs(result - photo) / default_feather(edit.frame) + 1).all()
+    full = math.ceil(default_feather(edit.frame))
+    assert (composite[:, 30 + full:270 - full] == result).all()
+    # Top and bottom are the photo's own edges: the result reaches them unfaded.
+    assert (composite[[0, -1], 150] == result).all()
+
+
+def _soft_masks():
+    """Two overlapping soft masks (floats in [0, 1]) for the wide photo."""
+    ys, xs = np.mgrid[0:120, 0:300]
+    ramp = np.clip((xs - 100) / 60, 0, 1)  # soft from x = 100, full from 160 on
+    disc = np.clip((30 - np.hypot(xs - 262, ys - 60)) / 10, 0, 1)  # soft disc over the right crop edge
+    return ramp, disc
+
+
+def _soft_edit():
+    return _wide_edit([(mask * 255).round().astype(np.uint8) for mask in _soft_masks()], photo=_photo(300, 120))
+
+
+def test_the_composite_follows_the_masks_alpha():
+    """Pixels outside every mask are the photo's exactly; elsewhere the result is blended in by
+    w = 1 − Π(1 − aᵢ·fade), each mask's own alpha times the crop-edge fade (within rounding)."""
+    ramp, disc = _soft_masks()
+    edit = _soft_edit()
+    composite = np.asarray(composite_full_resolution(edit)).astype(float)
+    photo = np.asarray(edit.photo).astype(float)
+    outside = (ramp == 0) & (disc == 0)
+    assert outside.sum() > 10000
+    assert np.array_equal(composite[outside], photo[outside])
+    fade = _crop_edge_fade(edit)
+    weight = 1 - (1 - ramp * fade) * (1 - disc * fade)
+    expected = photo + weight[..., None] * (np.array([250, 120, 10]) - photo)
+    assert np.abs(composite - expected).max() <= 2
+
+
+def test_every_layered_and_full_export_writes_the_composite(tmp_path):
+    edit = _soft_edit()
+    composite = np.asarray(composite_full_resolution(edit))
+    write_layered(tmp_path / "e.ora", "ora", edit)
+    with zipfile.ZipFile(tmp_path / "e.ora") as archive:
+        merged = Image.open(io.BytesIO(archive.read("mergedimage.png"))).convert("RGB")
+    write_layered(tmp_path / "e.psd", "psd", edit)
+    write_layered(tmp_path / "e.tif", "full", edit)
+    for image in (merged, Image.open(tmp_path / "e.psd"), Image.open(tmp_path / "e.tif")):
+        assert np.array_equal(np.asarray(image.convert("RGB")), composite)
 
 
 @pytest.mark.parametrize("name", ["full.png", "full.jpg", "full.tif"])

@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,7 +19,8 @@ from PIL import Image
 
 from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
-from foi_engine.layered import LayeredEdit, MaskLayer, kind_for_path, metadata_for, write_layered
+from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolution, kind_for_path, metadata_for,
+                                write_layered)
 from foi_engine.photo import WorkingFrame, mask_levels, open_photo, prepare_photo
 
 from . import maskops
@@ -30,6 +32,9 @@ PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
            (240, 50, 230), (210, 245, 60))
 UNDOABLE_FIELDS = ("text", "keyword", "strength", "threshold")  # colour, visibility, opacity are view state
 VIEW_FIELDS = ("color", "visible", "opacity")
+# Results whose rendering stays in memory (about 250 MB each for a 24-megapixel photo): the one
+# shown and the one before it, so flipping between two and exporting either renders nothing again.
+RENDERED_RESULTS = 2
 
 
 def words_of(text: str) -> list[str]:
@@ -177,6 +182,7 @@ class Document:
         self._open: Step | None = None
         self._depth = 0
         self._stroke: dict | None = None
+        self._rendered: OrderedDict[str, LayeredEdit] = OrderedDict()  # by result id, oldest first
 
     @classmethod
     def open_photo(cls, path: str | os.PathLike) -> "Document":
@@ -671,26 +677,40 @@ class Document:
 
     def discard_result(self, entry: ResultEntry) -> None:
         self.results.remove(entry)
+        self._rendered.pop(entry.id, None)
         self._changed(Event("results"))
 
     @property
     def accepted_result(self) -> ResultEntry | None:
         return next((entry for entry in self.results if entry.accepted), None)
 
-    def layered_edit(self, entry: ResultEntry, feather: float | None = None) -> LayeredEdit:
-        layers = [MaskLayer(name or f"Instruction {n + 1}", mask, color)
-                  for n, (name, mask, color) in enumerate(zip(entry.names, entry.masks, entry.colors))]
-        return LayeredEdit(self.photo, entry.image, entry.frame, layers, entry.metadata(), feather)
+    def layered_edit(self, entry: ResultEntry) -> LayeredEdit:
+        """The result as every export writes it. A result never changes, so its rendering is
+        kept (for the last RENDERED_RESULTS used) and made once however often it is shown."""
+        edit = self._rendered.pop(entry.id, None)
+        if edit is None:
+            layers = [MaskLayer(name or f"Instruction {n + 1}", mask, color)
+                      for n, (name, mask, color) in enumerate(zip(entry.names, entry.masks, entry.colors))]
+            edit = LayeredEdit(self.photo, entry.image, entry.frame, layers, entry.metadata())
+        self._rendered[entry.id] = edit
+        while len(self._rendered) > RENDERED_RESULTS:
+            self._rendered.popitem(last=False)
+        return edit
 
-    def export(self, path: str | os.PathLike, entry: ResultEntry | None = None, kind: str | None = None,
-               feather: float | None = None) -> list[str]:
+    def result_image(self, entry: ResultEntry) -> Image.Image:
+        """What the result looks like, at the photo's size: the photo with the edit blended in
+        through its masks, exactly as the .ora, .psd and full-resolution exports write it.
+        Shared with the exports: do not draw on it."""
+        return composite_full_resolution(self.layered_edit(entry))
+
+    def export(self, path: str | os.PathLike, entry: ResultEntry | None = None, kind: str | None = None) -> list[str]:
         """Write a result (default: the accepted one, else the latest) as kind (default: from
         the file name: .ora, .psd, .png, .jpg/.tif/.webp = full-resolution composite).
         Returns every file written; refusals are ExportError."""
         entry = entry or self.accepted_result or (self.results[-1] if self.results else None)
         if entry is None:
             raise MaskError("There is no result to export yet: run Edit first.")
-        return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry, feather))
+        return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry))
 
 
 def _mask_array(mask) -> np.ndarray:

@@ -245,7 +245,7 @@ def test_other_export_kinds(window, run, tmp_path):
     window.doc.settings = EditSettings(steps=4, resolution=64)
     entry = run(window.start_edit())
     for kind, suffix in (("psd", ".psd"), ("png", ".png"), ("full", ".jpg")):
-        written = window.export_to(str(tmp_path / f"out{suffix}"), entry, kind, 4.0 if kind == "full" else None)
+        written = window.export_to(str(tmp_path / f"out{suffix}"), entry, kind)
         assert written and all(os.path.getsize(p) > 0 for p in written), kind
         if kind == "full":
             assert Image.open(written[0]).size == window.doc.size

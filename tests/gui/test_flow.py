@@ -219,21 +219,21 @@ def test_cancel_puts_back_the_view_the_run_started_from(window, qtbot, run, phot
     window.doc.settings = EditSettings(steps=4, resolution=64)
     entry = run(window.start_edit())
     canvas = window.canvas
-    before = pil_to_qimage(entry.image)
-    assert canvas._result._image == before
+    before = pil_to_qimage(window.doc.result_image(entry))
+    assert canvas.result_item.image == before
     window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
     previews = []
     window.client.progress.connect(lambda step, total, preview: preview is not None and previews.append(step))
     task = window.start_edit()
-    qtbot.waitUntil(lambda: bool(previews) and canvas._result._image != before, timeout=60000)
+    qtbot.waitUntil(lambda: bool(previews) and canvas.result_item.image != before, timeout=60000)
     window.cancel_action.trigger()
     assert run(task, timeout=60) is None
-    assert canvas._result._image == before, "the cancelled run's preview stayed on the canvas"
+    assert canvas.result_item.image == before, "the cancelled run's preview stayed on the canvas"
     # Masks, Show Original and Compare show that result too, not the preview.
     for action in (window.masks_action, window.masks_action, window.original_action, window.original_action,
                    window.compare_action):
         action.trigger()
-    assert canvas.result_visible and canvas.compare and canvas._result._image == before
+    assert canvas.result_visible and canvas.compare and canvas.result_item.image == before
 
 
 def test_keys_go_back_to_the_canvas_after_strip_and_toolbar_clicks(window, qtbot, run):
