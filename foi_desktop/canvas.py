@@ -14,13 +14,25 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsScene,
-                               QGraphicsView, QStyleOptionGraphicsItem)
+                               QGraphicsView, QLabel, QStyleOptionGraphicsItem, QWidget)
 
 from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
 MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
+MAX_BRUSH = 4000  # the largest brush diameter, photo pixels
 MAX_SEPARATE_RECTS = 8
+BADGE_MARGIN = 8  # px from the view's corner to a Before / After / Original label
+
+
+def _badge(parent: QWidget, text: str) -> QLabel:
+    """A small label in a corner of the view, saying what that side shows."""
+    label = QLabel(text, parent, objectName="canvasBadge")
+    label.setStyleSheet("background: rgba(0, 0, 0, 160); color: white; padding: 2px 6px; border-radius: 3px;")
+    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)  # the split drags through it
+    label.adjustSize()
+    label.hide()
+    return label
 
 
 def _scale(painter: QPainter) -> float:
@@ -205,7 +217,7 @@ class CanvasView(QGraphicsView):
         self.viewport().setAcceptDrops(False)
         self.doc = None
         self.tool: str | None = None  # "brush", "eraser" or None
-        self.brush_radius = 40.0
+        self.brush_diameter = 40.0  # photo pixels, as the Size box says
         self.brush_hardness = 0.8
         self.active_layer_id: str | None = None
         self._overlays: dict[str, MaskOverlayItem] = {}
@@ -228,7 +240,11 @@ class CanvasView(QGraphicsView):
         self._painting = False
         self._dragging_split = False
         self._compare = False
+        self._show_original = False
         self._split_fraction = 0.5
+        self.before_label = _badge(self.viewport(), "Before")
+        self.after_label = _badge(self.viewport(), "After")
+        self.original_label = _badge(self.viewport(), "Original")
         self._add_fixed_items()
 
     def _add_fixed_items(self) -> None:
@@ -325,7 +341,9 @@ class CanvasView(QGraphicsView):
 
     def set_show_original(self, original: bool) -> None:
         """Toggle compare: hide the result to see the photo as it was."""
+        self._show_original = bool(original)
         self._result.setVisible(not original)
+        self._update_badges()
 
     def set_compare(self, on: bool) -> None:
         """Split compare: original left of the divider, the result right of it."""
@@ -351,6 +369,18 @@ class CanvasView(QGraphicsView):
             self._divider.setLine(x, 0, x, height)
             self._divider.show()
         self._result.update()
+        self._update_badges()
+
+    def _update_badges(self) -> None:
+        """Say what is on screen: Before / After either side of the split, or Original while the
+        result is hidden (then both sides of a split show the photo)."""
+        has_doc = self.doc is not None
+        self.original_label.setVisible(has_doc and self._show_original)
+        self.before_label.setVisible(has_doc and self._compare and not self._show_original)
+        self.after_label.setVisible(has_doc and self._compare and not self._show_original)
+        self.before_label.move(BADGE_MARGIN, BADGE_MARGIN)
+        self.original_label.move(BADGE_MARGIN, BADGE_MARGIN)
+        self.after_label.move(self.viewport().width() - self.after_label.width() - BADGE_MARGIN, BADGE_MARGIN)
 
     # -- zoom and pan ----------------------------------------------------------------------
     @property
@@ -383,6 +413,7 @@ class CanvasView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self._update_badges()
         if self._fit_mode:
             self.fit()
 
@@ -397,9 +428,14 @@ class CanvasView(QGraphicsView):
         self.tool = tool
         self._update_cursor(None)
 
-    def set_brush(self, radius: float | None = None, hardness: float | None = None) -> None:
-        if radius is not None:
-            self.brush_radius = float(np.clip(radius, 1.0, 2000.0))
+    @property
+    def brush_radius(self) -> float:
+        """What the document's brush takes."""
+        return self.brush_diameter / 2
+
+    def set_brush(self, diameter: float | None = None, hardness: float | None = None) -> None:
+        if diameter is not None:
+            self.brush_diameter = float(np.clip(diameter, 1.0, MAX_BRUSH))
         if hardness is not None:
             self.brush_hardness = float(np.clip(hardness, 0.0, 1.0))
         self._update_cursor(None)

@@ -1,5 +1,6 @@
 """What the app remembers between runs (QSettings, in the platform's config folder):
-the model, device and precision, the run settings, the seed mode and recent files."""
+the model, device and precision, the run settings, the seed mode, recent files and the
+folder Open starts in."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Preferences:
     fixed_seed: bool = False
     seed: int = 0
     recent: list[str] = field(default_factory=list)
+    open_folder: str = ""  # where the last photo or project was opened from: Open starts there
 
     def edit_settings(self, base: EditSettings | None = None, names=RUN_SETTINGS) -> EditSettings:
         """These values (the run settings named) over base's other fields (raises SettingsError

@@ -22,9 +22,10 @@ from foi_engine import Cancelled, EditSettings, FoiError, ModelError, OutOfMemor
 from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
 from . import assets
-from .canvas import CanvasView
+from .canvas import MAX_BRUSH, CanvasView
 from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, show_error
 from .document import Document, RecoveryStore, open_project, save_project
+from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
@@ -94,6 +95,13 @@ class MainWindow(QMainWindow):
         history.setWidget(self.results)
         history.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, history)
+        self.history_panel = HistoryPanel()
+        self.history_dock = QDockWidget("History", self, objectName="historyDock")
+        self.history_dock.setWidget(self.history_panel)
+        self.history_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_dock)
+        self.tabifyDockWidget(dock, self.history_dock)
+        dock.raise_()  # the instructions are what a new user needs first
         self.resizeDocks([dock], [380], Qt.Orientation.Horizontal)
         self.resizeDocks([history], [self.results.sizeHint().height()], Qt.Orientation.Vertical)
 
@@ -172,7 +180,8 @@ class MainWindow(QMainWindow):
                             checkable=True)
         self.fit_action = a("Fit", self.canvas.fit, "F", "Fit the photo in the window")
         self.actual_action = a("100 %", self.canvas.actual_size, "1", "One photo pixel per screen pixel")
-        self.zoom_in_action = a("Zoom In", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
+        self.zoom_in_action = a("Zoom In", lambda: self.canvas.zoom_by(1.25),
+                                [QKeySequence.StandardKey.ZoomIn, "Ctrl+="])  # = is + without Shift
         self.zoom_out_action = a("Zoom Out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
         self.about_action = a("About FoI Studio", self.about)
 
@@ -191,8 +200,9 @@ class MainWindow(QMainWindow):
         bar.addAction(self.brush_action)
         bar.addAction(self.eraser_action)
         bar.addWidget(QLabel("Size"))
-        self.size_box = QSpinBox(minimum=1, maximum=2000, value=40, suffix=" px", toolTip="Brush radius ([ and ])")
-        self.size_box.valueChanged.connect(lambda v: self.canvas.set_brush(radius=v))
+        self.size_box = QSpinBox(minimum=1, maximum=MAX_BRUSH, value=40, suffix=" px",
+                                 toolTip="Brush diameter, in photo pixels ([ and ])")
+        self.size_box.valueChanged.connect(lambda v: self.canvas.set_brush(diameter=v))
         bar.addWidget(self.size_box)
         bar.addWidget(QLabel("Hardness"))
         self.hardness_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.8,
@@ -214,7 +224,7 @@ class MainWindow(QMainWindow):
         bar.addAction(self.masks_action)
         bar.addAction(self.compare_action)
         bar.addAction(self.export_action)
-        self.canvas.set_brush(radius=self.size_box.value(), hardness=self.hardness_box.value())
+        self.canvas.set_brush(diameter=self.size_box.value(), hardness=self.hardness_box.value())
 
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
@@ -257,6 +267,7 @@ class MainWindow(QMainWindow):
         self.random_label.hide()
         self.device_label = QLabel()
         self.zoom_label = QLabel()
+        self.size_label = QLabel()
         self.progress_bar = QProgressBar(maximumWidth=220, textVisible=False)
         self.progress_bar.hide()
         self.step_label = QLabel()
@@ -268,6 +279,7 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.step_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.eta_label)
+        bar.addPermanentWidget(self.size_label)
         bar.addPermanentWidget(self.zoom_label)
         self._show_model_state()
 
@@ -289,6 +301,8 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(doc)
         self.panel.set_document(doc)
         self.results.set_document(doc)
+        self.history_panel.set_document(doc)
+        self.size_label.setText(f"{doc.size[0]} × {doc.size[1]} px" if doc is not None else "")
         self._active_layer_changed(self.panel.active_layer_id)
         self._autosave_due = False
         self._update_title()
@@ -395,16 +409,24 @@ class MainWindow(QMainWindow):
             return False
         self.set_document(doc, fresh=not is_project)
         self.preferences.add_recent(path)
+        self.preferences.open_folder = os.path.dirname(os.path.abspath(path))
         save_preferences(self.preferences)
         self.statusBar().showMessage(f"Opened {os.path.basename(path)}", 4000)
         return True
 
     def choose_and_open(self) -> None:
-        folder = os.path.dirname(self.preferences.recent[0]) if self.preferences.recent else \
-            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-        path, _filter = QFileDialog.getOpenFileName(self, "Open a photo or project", folder, PHOTO_FILTER)
+        path, _filter = QFileDialog.getOpenFileName(self, "Open a photo or project", self._open_folder(),
+                                                    PHOTO_FILTER)
         if path:
             self.open_path(path)
+
+    def _open_folder(self) -> str:
+        """Where Open starts: the folder last opened from, else Pictures (if there is one)."""
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        for folder in (self.preferences.open_folder, pictures):
+            if folder and os.path.isdir(folder):
+                return folder
+        return ""
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -412,6 +434,13 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction(os.path.basename(path), lambda p=path: self.open_path(p)).setToolTip(path)
         if not self.preferences.recent:
             self.recent_menu.addAction("No recent files").setEnabled(False)
+            return
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.preferences.recent = []
+        save_preferences(self.preferences)
 
     def paste_photo(self) -> None:
         """A photo on the clipboard (an image, or a copied file) becomes the document."""

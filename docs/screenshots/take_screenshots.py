@@ -85,7 +85,7 @@ def tiny_flow(app, loop, settle, shot) -> None:
     layer = window.doc.layers[1]
     window.panel.select(layer.id)
     window.set_tool("brush")
-    window.size_box.setValue(28)
+    window.size_box.setValue(56)  # a diameter
     canvas.paint_stroke([(40, 330), (120, 360), (220, 380), (320, 385)])
     window.set_tool("eraser")
     canvas.paint_stroke([(420, 40), (520, 90)])

@@ -124,27 +124,61 @@ class Step:
 
 
 class History:
+    """Undo and redo stacks. A state is named by the last step applied to reach it (`base`
+    when none is: the state the history starts from), so the document can tell when undo or
+    redo brings it back to the state last saved."""
+
     def __init__(self, max_bytes: int = MAX_BYTES):
         self.undo_steps: list[Step] = []
         self.redo_steps: list[Step] = []
         self.max_bytes = max_bytes
+        self.base: object = object()
+        self.saved: object = self.base
+
+    @property
+    def state(self) -> object:
+        return self.undo_steps[-1] if self.undo_steps else self.base
+
+    def mark_saved(self) -> None:
+        self.saved = self.state
+
+    @property
+    def at_saved(self) -> bool:
+        return self.state is self.saved
+
+    @property
+    def entries(self) -> list[str]:
+        """Every step's text, oldest first: the undone ones (redo_steps) come after `position`."""
+        return [step.text for step in self.undo_steps] + [step.text for step in reversed(self.redo_steps)]
+
+    @property
+    def position(self) -> int:
+        """How many of `entries` are applied."""
+        return len(self.undo_steps)
 
     def push(self, step: Step) -> None:
         self.undo_steps.append(step)
         self.redo_steps.clear()
         total = sum(s.bytes for s in self.undo_steps)
         while total > self.max_bytes and len(self.undo_steps) > 1:
-            total -= self.undo_steps.pop(0).bytes
+            # With nothing left to undo, the state is the one after the forgotten step.
+            self.base = self.undo_steps.pop(0)
+            total -= self.base.bytes
 
     def mergeable(self, merge_key) -> Step | None:
-        """The last step, if a change with this key may join it."""
+        """The last step, if a change with this key may join it (never the saved one: it
+        must keep naming the saved state)."""
         if merge_key is None or not self.undo_steps or self.redo_steps:
             return None
         last = self.undo_steps[-1]
-        if last.merge_key == merge_key and time.monotonic() - last.when < MERGE_SECONDS:
+        if last is not self.saved and last.merge_key == merge_key and time.monotonic() - last.when < MERGE_SECONDS:
             return self.undo_steps.pop()
         return None
 
     def clear(self) -> None:
+        """Forget every step; the state stays (saved or not)."""
+        was_saved = self.at_saved
         self.undo_steps.clear()
         self.redo_steps.clear()
+        self.base = object()
+        self.saved = self.base if was_saved else None

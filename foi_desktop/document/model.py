@@ -178,7 +178,7 @@ class Document:
         self.seed = random.randrange(2**31)
         self.fixed_seed = False
         self.project_path: str | None = None
-        self.modified = False
+        self._unsaved = False  # a change the undo history does not hold (settings, results, colours)
         self._open: Step | None = None
         self._depth = 0
         self._stroke: dict | None = None
@@ -231,8 +231,22 @@ class Document:
         """One engine Instruction per layer (raises InstructionError for an empty text)."""
         return [layer.instruction() for layer in self.layers]
 
+    @property
+    def modified(self) -> bool:
+        """Whether there is unsaved work: undo back to the saved state and there is none."""
+        return self._unsaved or self._open is not None or not self.history.at_saved
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        """False: the document as it is now is saved. True: it counts as unsaved whatever
+        undo does (a recovered copy)."""
+        self._unsaved = bool(value)
+        if not value:
+            self.history.mark_saved()
+
     def _changed(self, event: Event) -> None:
-        self.modified = True
+        """A change outside the undo history."""
+        self._unsaved = True
         self.events.emit(event)
 
     # ------------------------------------------------------------------------------------------
@@ -307,6 +321,14 @@ class Document:
         self.events.emit(Event("history"))
         return True
 
+    def go_to(self, position: int) -> None:
+        """Undo or redo until the first `position` of history.entries are applied."""
+        self._finish_open()
+        for _ in range(self.history.position - position):
+            self.undo()
+        for _ in range(position - self.history.position):
+            self.redo()
+
     def _finish_open(self) -> None:
         """Undo during a stroke or drag ends it first."""
         if self._open is not None:
@@ -330,7 +352,6 @@ class Document:
         for (layer, name), (old, new) in step.fields.items():
             setattr(layer, name, old if backwards else new)
         step.restore_tiles(0 if backwards else 1)
-        self.modified = True
         if structural:
             self.events.emit(Event("layers"))
         for layer in {layer for layer, _ in step.fields}:
@@ -346,7 +367,6 @@ class Document:
         bounds = None
         for rect in rects or ():
             bounds = maskops.union_rect(bounds, rect)
-        self.modified = True
         self.events.emit(Event("mask", layer.id, bounds, tuple(rects or ())))
 
     def _set(self, step: Step, layer: InstructionLayer, name: str, value) -> None:
@@ -373,7 +393,7 @@ class Document:
         with self._step("Add instruction") as step:
             self.layers.insert(index, layer)
             step.structure.append(("add", layer, index))
-        self._changed(Event("layers"))
+        self.events.emit(Event("layers"))
         return layer
 
     def remove_layer(self, layer_id: str) -> None:
@@ -382,7 +402,7 @@ class Document:
         with self._step("Remove instruction") as step:
             self.layers.remove(layer)
             step.structure.append(("remove", layer, index))
-        self._changed(Event("layers"))
+        self.events.emit(Event("layers"))
 
     def move_layer(self, layer_id: str, index: int) -> None:
         source = self.index_of(layer_id)
@@ -392,7 +412,7 @@ class Document:
         with self._step("Move instruction") as step:
             self.layers.insert(target, self.layers.pop(source))
             step.structure.append(("move", self.layers[target], source, target))
-        self._changed(Event("layers"))
+        self.events.emit(Event("layers"))
 
     def update_layer(self, layer_id: str, **fields) -> None:
         """text, keyword, strength, threshold are undoable (consecutive edits of one field of
@@ -406,7 +426,10 @@ class Document:
         for name in VIEW_FIELDS:
             if name in fields:
                 value = fields.pop(name)
-                setattr(layer, name, tuple(int(c) for c in value) if name == "color" else value)
+                value = tuple(int(c) for c in value) if name == "color" else value
+                if getattr(layer, name) != value:
+                    setattr(layer, name, value)
+                    self._unsaved = True  # saved in the project, but not undoable
         changes = {name: value for name, value in fields.items() if getattr(layer, name) != value}
         if changes:
             key = ("fields", layer.id, tuple(sorted(changes)))
@@ -419,7 +442,7 @@ class Document:
                     # The cached map belongs to the old words: τ no longer moves this mask.
                     self._set(step, layer, "grounding", None)
                     self._set(step, layer, "pristine", False)
-        self._changed(Event("layer", layer.id))
+        self.events.emit(Event("layer", layer.id))
 
     # ------------------------------------------------------------------------------------------
     # Grounding and threshold
@@ -478,7 +501,7 @@ class Document:
                 changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)
                 if changed:
                     layer.revision += 1
-        self._changed(Event("layer", layer.id))
+        self.events.emit(Event("layer", layer.id))
         self._emit_mask(layer, changed)
         bounds = None
         for rect in changed:

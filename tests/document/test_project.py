@@ -238,3 +238,33 @@ def test_a_member_larger_than_its_image_can_be_is_refused_before_reading(doc, tm
             target.writestr(info.filename, data)
     with pytest.raises(ProjectError, match="more than the"):
         open_project(bloated)
+
+
+def test_undo_back_to_the_saved_state_is_not_a_change(doc, tmp_path):
+    doc.invert_mask(doc.layers[0].id)
+    save_project(doc, tmp_path / "p.foi")
+    doc.clear_mask(doc.layers[0].id)
+    assert doc.modified
+    doc.undo()
+    assert not doc.modified
+    doc.undo()
+    assert doc.modified  # before the save
+    doc.redo()
+    assert not doc.modified
+    doc.redo()
+    assert doc.modified
+    doc.undo()
+    doc.set_seed(5)  # not undoable: unsaved whatever undo does
+    doc.redo()
+    doc.undo()
+    assert doc.modified
+
+
+def test_a_change_after_saving_does_not_merge_into_the_saved_step(doc, tmp_path):
+    layer_id = doc.layers[0].id
+    doc.update_layer(layer_id, strength=0.5)
+    save_project(doc, tmp_path / "p.foi")
+    doc.update_layer(layer_id, strength=0.6)  # within a second: would merge
+    assert doc.modified
+    doc.undo()
+    assert not doc.modified and doc.layers[0].strength == 0.5

@@ -74,7 +74,7 @@ def test_find_regions_paint_erase_undo_threshold(opened, qtbot, run):
     window.panel.select(second.id)
     qtbot.keyClick(canvas, Qt.Key.Key_B)
     assert canvas.tool == "brush" and canvas.active_layer_id == second.id
-    window.size_box.setValue(15)
+    window.size_box.setValue(30)  # a diameter
     before_paint, other_before = second.mask.copy(), first.mask.copy()
     stroke = [(60.0, 60.0), (120.0, 90.0), (180.0, 120.0)]
     drag(qtbot, canvas, stroke)

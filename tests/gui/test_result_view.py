@@ -29,7 +29,7 @@ def edited(window, qtbot, run, tmp_path):
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path)
     assert window.open_path(str(path)) and window.doc.size == WIDE
     window.brush_action.trigger()
-    window.size_box.setValue(20)
+    window.size_box.setValue(40)  # a diameter
     window.hardness_box.setValue(0.5)
     for text, stroke in (("make it snowy", [(2.0, 40.0), (150.0, 40.0)]),
                          ("make it golden", [(150.0, 85.0), (298.0, 85.0)])):
