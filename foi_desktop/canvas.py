@@ -1,5 +1,6 @@
 """The canvas: the photo, one coloured overlay per instruction, the result, zoom, pan,
-brush painting and a before/after split.
+brush painting, selection tools (rectangle, ellipse, lasso, polygon, magic wand) and a
+before/after split.
 
 Scene coordinates are photo pixels. The view observes the document's events and repaints
 only what changed: a brush segment touches a few tiles of one overlay, a threshold move
@@ -12,10 +13,11 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsScene,
-                               QGraphicsView, QLabel, QStyleOptionGraphicsItem, QWidget)
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsPathItem,
+                               QGraphicsScene, QGraphicsView, QLabel, QStyleOptionGraphicsItem, QWidget)
 
+from .document import selection
 from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
@@ -23,6 +25,9 @@ MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
 MAX_BRUSH = 4000  # the largest brush diameter, photo pixels
 MAX_SEPARATE_RECTS = 8
 BADGE_MARGIN = 8  # px from the view's corner to a Before / After / Original label
+BRUSHES = ("brush", "eraser")
+# Drawn selection tools and the undo item each makes; "wand" selects with a click.
+SHAPES = {"rectangle": "Rectangle", "ellipse": "Ellipse", "lasso": "Lasso", "polygon": "Polygon"}
 
 
 def _badge(parent: QWidget, text: str) -> QLabel:
@@ -199,7 +204,7 @@ class ResultItem(PictureItem):
 
 class CanvasView(QGraphicsView):
     zoomChanged = Signal(float)  # the scale: 1.0 = 100 %
-    strokeFinished = Signal()
+    strokeFinished = Signal()  # a brush stroke or a selection changed the active mask
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -216,9 +221,10 @@ class CanvasView(QGraphicsView):
         self.setAcceptDrops(False)  # drops go to the window, which opens them
         self.viewport().setAcceptDrops(False)
         self.doc = None
-        self.tool: str | None = None  # "brush", "eraser" or None
+        self.tool: str | None = None  # one of BRUSHES, SHAPES or "wand"; None = no mask tool
         self.brush_diameter = 40.0  # photo pixels, as the Size box says
         self.brush_hardness = 0.8
+        self.wand_tolerance = 32  # 0..255 per channel
         self.active_layer_id: str | None = None
         self._overlays: dict[str, MaskOverlayItem] = {}
         self._masks_visible = True
@@ -229,7 +235,8 @@ class CanvasView(QGraphicsView):
         self._divider.setPen(_cosmetic_pen("#ffffff", 2))
         self._divider.setZValue(10)
         self._cursor_items = [QGraphicsEllipseItem(), QGraphicsEllipseItem()]
-        for item, color, width in zip(self._cursor_items, ("#000000", "#ffffff"), (3, 1)):
+        self._band_items = [QGraphicsPathItem(), QGraphicsPathItem()]  # the shape being selected
+        for item, color, width in zip(self._cursor_items + self._band_items, ("#000000", "#ffffff") * 2, (3, 1) * 2):
             item.setPen(_cosmetic_pen(color, width))
             item.setZValue(20)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
@@ -238,6 +245,7 @@ class CanvasView(QGraphicsView):
         self._space = False
         self._panning: QPointF | None = None
         self._painting = False
+        self._selecting: dict | None = None  # the tool, mode and photo points of a shape being drawn
         self._dragging_split = False
         self._compare = False
         self._show_original = False
@@ -249,7 +257,7 @@ class CanvasView(QGraphicsView):
 
     def _add_fixed_items(self) -> None:
         scene = self.scene()
-        for item in (self._result, self._divider, *self._cursor_items):
+        for item in (self._result, self._divider, *self._cursor_items, *self._band_items):
             scene.addItem(item)
         self._divider.hide()
         self._update_cursor(None)
@@ -260,6 +268,7 @@ class CanvasView(QGraphicsView):
             self.doc.events.disconnect(self._on_event)
         self.doc = doc
         self.active_layer_id = None
+        self._cancel_selection()
         for item in list(self._overlays.values()):
             self.scene().removeItem(item)
         self._overlays.clear()
@@ -423,9 +432,10 @@ class CanvasView(QGraphicsView):
             self.zoom_by(1.25 ** steps)
         event.accept()
 
-    # -- brush -------------------------------------------------------------------------
+    # -- tools -------------------------------------------------------------------------
     def set_tool(self, tool: str | None) -> None:
         self.tool = tool
+        self._cancel_selection()
         self._update_cursor(None)
 
     @property
@@ -441,7 +451,8 @@ class CanvasView(QGraphicsView):
         self._update_cursor(None)
 
     def _can_paint(self) -> bool:
-        return (self.doc is not None and self.tool in ("brush", "eraser") and self.active_layer_id is not None
+        """Whether the left button works on the active mask (any tool, brush to wand)."""
+        return (self.doc is not None and self.tool is not None and self.active_layer_id is not None
                 and not self._compare)
 
     def _update_cursor(self, scene_pos: QPointF | None) -> None:
@@ -453,7 +464,7 @@ class CanvasView(QGraphicsView):
         for item in self._cursor_items:
             if scene_pos is not None:
                 item.setRect(QRectF(scene_pos.x() - r, scene_pos.y() - r, 2 * r, 2 * r))
-            item.setVisible(show)
+            item.setVisible(show and self.tool in BRUSHES)
         if self._space or self._panning is not None:
             shape = Qt.CursorShape.ClosedHandCursor if self._panning is not None else Qt.CursorShape.OpenHandCursor
         elif self._compare:
@@ -474,6 +485,78 @@ class CanvasView(QGraphicsView):
             self.doc.end_stroke()
         self.strokeFinished.emit()
 
+    # -- selections ------------------------------------------------------------------------
+    @staticmethod
+    def selection_mode(modifiers) -> str:
+        """As in Krita: Shift adds to the mask, Alt subtracts, no key replaces it."""
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            return "add"
+        if modifiers & Qt.KeyboardModifier.AltModifier:
+            return "subtract"
+        return "replace"
+
+    def _start_selection(self, pos: QPointF, modifiers) -> None:
+        point = (pos.x(), pos.y())
+        if self.tool == "wand":
+            self.doc.select_similar(self.active_layer_id, *point, self.wand_tolerance, self.selection_mode(modifiers))
+            self.strokeFinished.emit()
+        elif self._selecting is None:
+            # Two points: the start and the one following the mouse.
+            self._selecting = {"tool": self.tool, "mode": self.selection_mode(modifiers), "points": [point, point]}
+        else:  # a polygon's next corner, where the point following the mouse was; a new one follows
+            self._selecting["points"][-1:] = [point, point]
+        self._show_band()
+
+    def _drag_selection(self, pos: QPointF) -> None:
+        points = self._selecting["points"]
+        if self._selecting["tool"] == "lasso":
+            points.append((pos.x(), pos.y()))
+        else:
+            points[-1] = (pos.x(), pos.y())
+        self._show_band()
+
+    def _finish_selection(self, drop_last: bool = False) -> None:
+        """Apply the shape to the active mask. drop_last: the point following the mouse is no
+        corner (a polygon closed by a double click)."""
+        drawn, self._selecting = self._selecting, None
+        self._show_band()
+        if not self._can_paint():  # the instruction went away while drawing
+            return
+        tool, points = drawn["tool"], drawn["points"][:-1] if drop_last else drawn["points"]
+        size = self.doc.size
+        if tool in ("rectangle", "ellipse"):
+            region = getattr(selection, tool)(size, points[0], points[-1])
+        else:
+            region = selection.polygon(size, points)
+        self.doc.select(self.active_layer_id, region, drawn["mode"], SHAPES[tool])
+        self.strokeFinished.emit()
+
+    def _cancel_selection(self) -> None:
+        self._selecting = None
+        self._show_band()
+
+    def _show_band(self) -> None:
+        """Outline the shape being drawn (or hide the outline when there is none)."""
+        path = QPainterPath()
+        if self._selecting is not None:
+            points = [QPointF(*point) for point in self._selecting["points"]]
+            box = QRectF(points[0], points[-1]).normalized()
+            if self._selecting["tool"] == "rectangle":
+                path.addRect(box)
+            elif self._selecting["tool"] == "ellipse":
+                path.addEllipse(box)
+            else:
+                path.addPolygon(QPolygonF(points))
+                path.closeSubpath()
+        for item in self._band_items:
+            item.setPath(path)
+            item.setVisible(self._selecting is not None)
+
+    @property
+    def selecting(self) -> bool:
+        """Whether a shape is being drawn (a polygon stays open until a double click)."""
+        return self._selecting is not None
+
     # -- mouse and keys ----------------------------------------------------------------------
     def mousePressEvent(self, event) -> None:
         button = event.button()
@@ -483,6 +566,8 @@ class CanvasView(QGraphicsView):
         elif button == Qt.MouseButton.LeftButton and self._compare and self.doc is not None:
             self._dragging_split = True
             self._move_split(event.position())
+        elif button == Qt.MouseButton.LeftButton and self._can_paint() and self.tool not in BRUSHES:
+            self._start_selection(self.mapToScene(event.position().toPoint()), event.modifiers())
         elif button == Qt.MouseButton.LeftButton and self._can_paint():
             self._painting = True
             pos = self.mapToScene(event.position().toPoint())
@@ -505,6 +590,8 @@ class CanvasView(QGraphicsView):
             self._move_split(event.position())
         elif self._painting:
             self.doc.stroke_to(pos.x(), pos.y())
+        elif self._selecting is not None:
+            self._drag_selection(pos)
         self._update_cursor(pos)
         super().mouseMoveEvent(event)
 
@@ -517,9 +604,20 @@ class CanvasView(QGraphicsView):
             self._painting = False
             self.doc.end_stroke()
             self.strokeFinished.emit()
-        else:
+        elif (self._selecting is not None and self._selecting["tool"] != "polygon"
+              and event.button() == Qt.MouseButton.LeftButton):
+            self._finish_selection()
+        elif self._selecting is None:
             super().mouseReleaseEvent(event)
         self._update_cursor(None)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        """A double click closes the polygon being drawn (its first click added the last corner)."""
+        if self._selecting is not None and self._selecting["tool"] == "polygon":
+            self._finish_selection(drop_last=True)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
 
     def _move_split(self, view_pos: QPointF) -> None:
         x = self.mapToScene(view_pos.toPoint()).x()

@@ -38,6 +38,16 @@ PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic);;Fo
 PROJECT_SUFFIX = ".foi"
 AUTOSAVE_MS = 120_000
 BRUSH_STEP = 1.25  # [ and ] scale the brush by this much
+# The selection tools: canvas tool, label, key (GIMP's and Krita's letters clash with B, E, F, R
+# here, so Krita's J and Photoshop's L and W where free), what it does.
+SELECTION_TOOLS = (
+    ("rectangle", "Rectangle", "S", "Select a rectangle: drag across it"),
+    ("ellipse", "Ellipse", "J", "Select an ellipse: drag across it"),
+    ("lasso", "Lasso", "L", "Select freehand: draw round the area"),
+    ("polygon", "Polygon", "P", "Select a polygon: click each corner, double-click the last"),
+    ("wand", "Magic Wand", "W", "Select the joined area of similar colour: click in it"),
+)
+SELECTION_MODES = "Replaces the mask; hold Shift to add to it, Alt to take away from it (as in Krita)"
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -155,10 +165,14 @@ class MainWindow(QMainWindow):
                               "Paint the selected instruction's mask", checkable=True)
         self.eraser_action = a("Eraser", lambda on: self.set_tool("eraser" if on else None), "E",
                                "Erase from the selected mask", checkable=True)
+        self.tool_actions = {"brush": self.brush_action, "eraser": self.eraser_action}
+        for tool, text, key, tip in SELECTION_TOOLS:
+            self.tool_actions[tool] = a(text, lambda on, tool=tool: self.set_tool(tool if on else None), key,
+                                        f"{tip}. {SELECTION_MODES}", checkable=True)
         tools = QActionGroup(self)
         tools.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
-        tools.addAction(self.brush_action)
-        tools.addAction(self.eraser_action)
+        for action in self.tool_actions.values():
+            tools.addAction(action)
         self.swap_action = a("Swap Brush/Eraser", self.swap_tool, "X")
         self.smaller_action = a("Smaller Brush", lambda: self.size_box.setValue(self.size_box.value() / BRUSH_STEP), "[")
         self.larger_action = a("Larger Brush", lambda: self.size_box.setValue(self.size_box.value() * BRUSH_STEP), "]")
@@ -209,6 +223,16 @@ class MainWindow(QMainWindow):
                                            toolTip="1 = hard edge, 0 = soft")
         self.hardness_box.valueChanged.connect(lambda v: self.canvas.set_brush(hardness=v))
         bar.addWidget(self.hardness_box)
+        bar.addSeparator()
+        for tool, *_ in SELECTION_TOOLS:
+            bar.addAction(self.tool_actions[tool])
+        bar.addWidget(QLabel("Tolerance"))
+        self.tolerance_box = QSpinBox(minimum=0, maximum=255, value=self.canvas.wand_tolerance,
+                                      toolTip="How far a colour may be from the one clicked for the Magic Wand "
+                                              "to take it: 0 = only that colour, 255 = every colour")
+        self.tolerance_box.valueChanged.connect(lambda v: setattr(self.canvas, "wand_tolerance", v))
+        bar.addWidget(self.tolerance_box)
+        bar.addSeparator()
         for action in (self.invert_action, self.clear_action, self.grow_action, self.shrink_action,
                        self.feather_action):
             bar.addAction(action)
@@ -216,7 +240,7 @@ class MainWindow(QMainWindow):
         self.edge_box = QSpinBox(minimum=1, maximum=500, value=8, suffix=" px",
                                  toolTip="How far Grow, Shrink and Feather reach")
         bar.addWidget(self.edge_box)
-        for box in (self.size_box, self.hardness_box, self.edge_box):
+        for box in (self.size_box, self.hardness_box, self.tolerance_box, self.edge_box):
             # Only a click puts the cursor in a box: focus leaving a disabled button never lands
             # here, where 1 (100 %) would type a brush size.
             box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -248,7 +272,8 @@ class MainWindow(QMainWindow):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&Mask")
         for action in (self.brush_action, self.eraser_action, self.swap_action, self.smaller_action,
-                       self.larger_action, None, self.invert_action, self.clear_action, self.grow_action,
+                       self.larger_action, None, *(self.tool_actions[tool] for tool, *_ in SELECTION_TOOLS),
+                       None, self.invert_action, self.clear_action, self.grow_action,
                        self.shrink_action, self.feather_action, None, self.import_mask_action,
                        self.export_mask_action):
             menu.addSeparator() if action is None else menu.addAction(action)
@@ -551,8 +576,8 @@ class MainWindow(QMainWindow):
     # Masks
 
     def set_tool(self, tool: str | None) -> None:
-        self.brush_action.setChecked(tool == "brush")
-        self.eraser_action.setChecked(tool == "eraser")
+        for name, action in self.tool_actions.items():
+            action.setChecked(tool == name)
         self.canvas.set_tool(tool)
         if tool is not None:
             if self.compare_action.isChecked():

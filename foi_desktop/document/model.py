@@ -23,7 +23,7 @@ from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolutio
                                 write_layered)
 from foi_engine.photo import WorkingFrame, mask_levels, open_photo, prepare_photo
 
-from . import maskops
+from . import maskops, selection
 from .events import Event, EventHub, Rect
 from .grounding import Grounding
 from .history import History, Step
@@ -183,6 +183,7 @@ class Document:
         self._depth = 0
         self._stroke: dict | None = None
         self._rendered: OrderedDict[str, LayeredEdit] = OrderedDict()  # by result id, oldest first
+        self._pixels: np.ndarray | None = None  # the photo as an array, made at the first wand click
 
     @classmethod
     def open_photo(cls, path: str | os.PathLike) -> "Document":
@@ -628,6 +629,28 @@ class Document:
         """Write the mask as an 8-bit grey PNG at the photo's size (atomically)."""
         with atomic_write(path) as stream:
             Image.fromarray(self.layer(layer_id).mask, "L").save(stream, "PNG", compress_level=3)
+
+    # ------------------------------------------------------------------------------------------
+    # Selections
+
+    def select(self, layer_id: str, region: selection.Selection, mode: str = "replace",
+               text: str = "Selection") -> Rect | None:
+        """Combine a selection (selection.rectangle, ellipse, polygon) with the mask: replace,
+        add or subtract, as one undo item named text. Like a stroke it changes the flip plane
+        too, so the selection holds whichever way τ moves. Returns the changed rectangle.
+        An empty selection changes nothing: a stray click must not wipe a mask (Clear does)."""
+        if region.rect is None:
+            return None
+        return self._mask_operation(layer_id, text, lambda plane: selection.apply(plane, region, mode))
+
+    def select_similar(self, layer_id: str, x: float, y: float, tolerance: int = 32,
+                       mode: str = "replace") -> Rect | None:
+        """The magic wand at (x, y), photo pixels: the region joined to that pixel whose colour
+        lies within tolerance (0..255 per channel) of it."""
+        if self._pixels is None:
+            self._pixels = np.asarray(self.photo)  # a tenth of a second on 24 megapixels: once
+        region = selection.similar_colour(self._pixels, x, y, tolerance)
+        return self.select(layer_id, region, mode, "Magic wand")
 
     # ------------------------------------------------------------------------------------------
     # Edits and results

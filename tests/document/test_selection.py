@@ -1,0 +1,164 @@
+"""Selection tools (issue 13): rectangle, ellipse, lasso/polygon and magic wand write into a
+layer's mask with replace / add / subtract, one undo item each, holding across τ moves."""
+
+import numpy as np
+import pytest
+from document_helpers import fake_locate
+from PIL import Image
+
+from foi_desktop.document import Document, selection
+
+
+def _full(region, size=(10, 8)):
+    """A selection as a bool array of the whole (width, height)."""
+    array = np.zeros(size[::-1], bool)
+    if region.rect is not None:
+        x0, y0, x1, y1 = region.rect
+        array[y0:y1, x0:x1] = region.inside
+    return array
+
+
+def test_rectangle_takes_the_pixels_whose_centres_it_covers():
+    expected = np.zeros((8, 10), bool)
+    expected[2:5, 1:4] = True
+    assert np.array_equal(_full(selection.rectangle((10, 8), (3.6, 1.7), (0.8, 4.5))), expected)
+    clipped = selection.rectangle((10, 8), (-5, -5), (2, 1))
+    assert clipped.rect == (0, 0, 2, 1)
+    assert selection.rectangle((10, 8), (3, 3), (3.2, 3.3)).rect is None  # a click selects nothing
+
+
+def test_ellipse_is_the_one_inscribed_in_the_dragged_box():
+    # Centre (5, 4), radii 3 and 2: a corner pixel's centre (2.5, 2.5) lies outside, (3.5, 2.5) inside.
+    expected = np.array([
+        [0, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 1, 1],
+        [0, 1, 1, 1, 1, 0],
+    ], bool)
+    region = selection.ellipse((10, 8), (2, 2), (8, 6))
+    assert region.rect == (2, 2, 8, 6)
+    assert np.array_equal(region.inside, expected)
+
+
+def test_polygon_fills_a_triangle_and_leaves_a_self_crossing_bow_tie_even_odd():
+    # Shifted a quarter pixel so no pixel centre lies on an edge.
+    triangle = _full(selection.polygon((10, 8), [(0.25, 0), (8.25, 0), (0.25, 8)]))
+    ys, xs = np.mgrid[0:8, 0:10] + 0.5
+    assert np.array_equal(triangle, (xs > 0.25) & (xs + ys < 8.25))
+    bow_tie = _full(selection.polygon((10, 8), [(0.25, 0), (8.25, 8), (8.25, 0), (0.25, 8)]))
+    low, high = np.minimum(ys + 0.25, 8.25 - ys), np.maximum(ys + 0.25, 8.25 - ys)
+    assert np.array_equal(bow_tie, ((xs > 0.25) & (xs < low)) | ((xs > high) & (xs < 8.25)))
+    assert selection.polygon((10, 8), [(1, 1), (5, 5)]).rect is None
+
+
+def test_magic_wand_takes_the_joined_similar_colours_only():
+    pixels = np.zeros((6, 9, 3), np.uint8)
+    pixels[:, :] = (200, 100, 50)
+    pixels[:, 4] = (0, 0, 0)  # a wall splits the left side from the right
+    pixels[2, 1] = (225, 110, 60)  # within 32 of the click's colour on every channel
+    pixels[3, 2] = (200, 140, 50)  # one channel 40 away: out
+    region = selection.similar_colour(pixels, 0.5, 0.5, 32)
+    expected = np.zeros((6, 9), bool)
+    expected[:, :4] = True
+    expected[3, 2] = False
+    assert np.array_equal(_full(region, (9, 6)), expected)
+    assert _full(selection.similar_colour(pixels, 0.5, 0.5, 40), (9, 6))[3, 2]
+    assert selection.similar_colour(pixels, 20, 1, 32).rect is None  # off the photo
+
+
+def _flood(same, row, col):
+    """A plain 4-connected flood fill, for comparison."""
+    seen = np.zeros_like(same)
+    todo = [(row, col)]
+    while todo:
+        y, x = todo.pop()
+        if 0 <= y < same.shape[0] and 0 <= x < same.shape[1] and same[y, x] and not seen[y, x]:
+            seen[y, x] = True
+            todo += [(y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)]
+    return seen
+
+
+def test_magic_wand_matches_a_flood_fill_on_noisy_blobs():
+    rng = np.random.default_rng(3)
+    blobs = np.repeat(np.repeat(rng.integers(0, 2, (14, 17)), 3, axis=0), 3, axis=1)[:40, :50]
+    pixels = (blobs[:, :, None] * 200 + rng.integers(0, 20, (40, 50, 3))).astype(np.uint8)
+    for x, y in ((10, 10), (0, 39), (49, 0), (25, 17)):
+        region = _full(selection.similar_colour(pixels, x, y, 25), (50, 40))
+        assert np.array_equal(region, _flood(blobs == blobs[y, x], y, x))
+
+
+@pytest.fixture
+def small():
+    document = Document(Image.new("RGB", (10, 8)))
+    document.add_layer("brighten")
+    document.history.clear()
+    return document, document.layers[0]
+
+
+def test_replace_add_and_subtract_are_one_undo_item_each(small):
+    doc, layer = small
+    events = []
+    doc.events.connect(events.append)
+    assert doc.select(layer.id, selection.rectangle(doc.size, (1, 1), (5, 5)), "add", "Rectangle") == (1, 1, 5, 5)
+    assert [e.rect for e in events if e.kind == "mask"] == [(1, 1, 5, 5)]
+    doc.select(layer.id, selection.rectangle(doc.size, (6, 1), (8, 3)), "add", "Rectangle")
+    doc.select(layer.id, selection.rectangle(doc.size, (2, 2), (4, 4)), "subtract", "Ellipse")
+    expected = np.zeros((8, 10), np.uint8)
+    expected[1:5, 1:5] = 255
+    expected[1:3, 6:8] = 255
+    expected[2:4, 2:4] = 0
+    assert np.array_equal(layer.mask, expected)
+    assert doc.history.entries == ["Rectangle", "Rectangle", "Ellipse"]
+    doc.select(layer.id, selection.rectangle(doc.size, (0, 6), (2, 8)), "replace", "Lasso")
+    only = np.zeros((8, 10), np.uint8)
+    only[6:8, 0:2] = 255
+    assert np.array_equal(layer.mask, only)  # replace drops what was there
+    doc.undo()
+    assert np.array_equal(layer.mask, expected) and doc.redo_text == "Lasso"
+    doc.undo()
+    doc.undo()
+    doc.undo()
+    assert not layer.mask.any() and not doc.can_undo
+    doc.go_to(4)
+    assert np.array_equal(layer.mask, only)
+
+
+def test_magic_wand_reads_the_photo_and_is_named_for_undo(small):
+    doc, layer = small
+    doc.photo.paste((255, 255, 255), (0, 0, 3, 8))
+    doc.select_similar(layer.id, 1, 1, tolerance=10, mode="add")
+    assert doc.undo_text == "Magic wand"
+    assert layer.mask[:, :3].all() and not layer.mask[:, 3:].any()
+    assert doc.select_similar(layer.id, 30, 1, mode="replace") is None  # off the photo: a stray click
+    assert layer.mask[:, :3].all() and doc.history.entries == ["Magic wand"]
+
+
+def test_a_selection_holds_on_both_sides_of_tau(doc):
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    tau_map = layer.mask.copy()
+    doc.select(layer.id, selection.rectangle(doc.size, (250, 10), (290, 40)), "add", "Rectangle")
+    doc.select(layer.id, selection.ellipse(doc.size, (40, 70), (120, 130)), "subtract", "Ellipse")
+    cut = _full(selection.ellipse(doc.size, (40, 70), (120, 130)), doc.size)
+    assert tau_map[cut].any()  # the ellipse took away part of the found region
+    for tau in (0.2, 0.8, 0.05, 0.5):
+        doc.set_threshold(layer.id, tau)
+        assert (layer.mask[10:40, 250:290] == 255).all(), tau
+        assert not layer.mask[cut].any(), tau
+    doc.set_threshold(layer.id, 0.5)
+    outside = ~cut
+    outside[10:40, 250:290] = False
+    assert np.array_equal(layer.mask[outside], tau_map[outside])  # elsewhere the map still rules
+
+
+def test_replace_overrides_the_map_whatever_tau_does(doc):
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    doc.select(layer.id, selection.polygon(doc.size, [(10, 10), (60, 10), (10, 60)]), "replace", "Lasso")
+    chosen = layer.mask.copy()
+    doc.set_threshold(layer.id, 0.1)
+    assert np.array_equal(layer.mask, chosen)
+    doc.undo()
+    doc.undo()
+    doc.set_threshold(layer.id, 0.1)  # without the lasso τ moves the mask again
+    assert not np.array_equal(layer.mask, chosen)
