@@ -231,6 +231,9 @@ class CanvasView(QGraphicsView):
         self._photo_item: PictureItem | None = None
         self._result = ResultItem()
         self._result.setZValue(1)
+        self._before = PictureItem()  # left of the split, over the photo: another result to compare with
+        self._before.setZValue(0.5)
+        self._before.hide()
         self._divider = QGraphicsLineItem()
         self._divider.setPen(_cosmetic_pen("#ffffff", 2))
         self._divider.setZValue(10)
@@ -257,7 +260,7 @@ class CanvasView(QGraphicsView):
 
     def _add_fixed_items(self) -> None:
         scene = self.scene()
-        for item in (self._result, self._divider, *self._cursor_items, *self._band_items):
+        for item in (self._result, self._before, self._divider, *self._cursor_items, *self._band_items):
             scene.addItem(item)
         self._divider.hide()
         self._update_cursor(None)
@@ -276,6 +279,7 @@ class CanvasView(QGraphicsView):
             self.scene().removeItem(self._photo_item)
             self._photo_item = None
         self.show_result(None)
+        self.set_before(None)
         if doc is None:
             return
         self._photo_item = PictureItem(doc.photo)
@@ -352,12 +356,27 @@ class CanvasView(QGraphicsView):
         """Toggle compare: hide the result to see the photo as it was."""
         self._show_original = bool(original)
         self._result.setVisible(not original)
-        self._update_badges()
+        self._set_compare_geometry()
 
     def set_compare(self, on: bool) -> None:
-        """Split compare: original left of the divider, the result right of it."""
+        """Split compare: original (or `set_before`'s image) left of the divider, the result right of it."""
         self._compare = bool(on)
         self._set_compare_geometry()
+
+    def set_before(self, image, box=None, labels: tuple[str, str] = ("Before", "After")) -> None:
+        """What the split shows left of the divider: another result (a PIL image over box, as
+        `show_result` takes it) with the two sides' labels, or None for the original photo."""
+        self._before.set_image(image, box)
+        for badge, text in zip((self.before_label, self.after_label), labels if image is not None else
+                               ("Before", "After")):
+            badge.setText(text)
+            badge.adjustSize()
+        self._set_compare_geometry()
+
+    @property
+    def before_item(self) -> PictureItem:
+        """What the split shows left of the divider when it is not the photo (tests read it)."""
+        return self._before
 
     @property
     def compare(self) -> bool:
@@ -377,6 +396,7 @@ class CanvasView(QGraphicsView):
             self._result.split_x = x
             self._divider.setLine(x, 0, x, height)
             self._divider.show()
+        self._before.setVisible(self._compare and self._before.image is not None and not self._show_original)
         self._result.update()
         self._update_badges()
 

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import random
 import time
 
 from PIL import Image
@@ -29,7 +30,7 @@ from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
-from .results import ResultsStrip
+from .results import ResultsStrip, method_of
 from .worker import EngineClient, ModelChoice
 
 log = logging.getLogger("foi_desktop")
@@ -68,7 +69,9 @@ class MainWindow(QMainWindow):
         self.preferences = preferences
         self.doc: Document | None = None
         self.task: asyncio.Task | None = None  # the running Find regions or Edit
+        self._cancel_asked = False  # Cancel also stops the runs a task has still to start
         self.shown_entry = None  # the result on the canvas
+        self.pair = None  # (plain, FoI) results of the last Compare with Plain IP2P
         self.recovery = RecoveryStore(recovery_folder())
         self._autosave_due = False
         self._run_started = 0.0
@@ -98,8 +101,9 @@ class MainWindow(QMainWindow):
         self.results.discardRequested.connect(lambda e: self.doc.discard_result(e))
         self.results.rerunRequested.connect(self.rerun_with_new_seed)
         self.results.copySettingsRequested.connect(self.copy_settings_from)
+        self.results.starRequested.connect(lambda e: self.doc.set_starred(e, not e.starred))
         for request in (self.results.acceptRequested, self.results.discardRequested, self.results.rerunRequested,
-                        self.results.copySettingsRequested):
+                        self.results.copySettingsRequested, self.results.starRequested):
             request.connect(self._focus_canvas)  # after the action's own slot
         history = QDockWidget("Results", self, objectName="resultsDock")
         history.setWidget(self.results)
@@ -160,6 +164,11 @@ class MainWindow(QMainWindow):
         self.find_action = a("Find regions", self.start_find_regions, "Ctrl+R",
                              "Show where each instruction will act")
         self.edit_action = a("Edit", self.start_edit, "Ctrl+Return", "Run the edit with these masks")
+        self.variations_action = a("Edit Variations", self.start_variations, "Ctrl+Alt+Return",
+                                   "Run the edit several times, each with another seed (how many: the × box)")
+        self.compare_plain_action = a("Compare with Plain IP2P", self.start_compare_plain, "Ctrl+Shift+Return",
+                                      "Run the edit with FoI and as plain InstructPix2Pix (same seed and "
+                                      "settings), then show them side by side")
         self.cancel_action = a("Cancel", self.cancel, "Esc", "Stop the running edit")
         self.brush_action = a("Brush", lambda on: self.set_tool("brush" if on else None), "B",
                               "Paint the selected instruction's mask", checkable=True)
@@ -209,6 +218,11 @@ class MainWindow(QMainWindow):
         bar.addAction(self.find_action)
         bar.addAction(self.edit_action)
         bar.widgetForAction(self.edit_action).setObjectName("primary")
+        bar.addAction(self.variations_action)
+        self.variations_box = QSpinBox(minimum=2, maximum=16, value=4, prefix="× ",
+                                       toolTip="How many variations Edit Variations makes")
+        bar.addWidget(self.variations_box)
+        bar.addAction(self.compare_plain_action)
         bar.addAction(self.cancel_action)
         bar.addSeparator()
         bar.addAction(self.brush_action)
@@ -240,7 +254,7 @@ class MainWindow(QMainWindow):
         self.edge_box = QSpinBox(minimum=1, maximum=500, value=8, suffix=" px",
                                  toolTip="How far Grow, Shrink and Feather reach")
         bar.addWidget(self.edge_box)
-        for box in (self.size_box, self.hardness_box, self.tolerance_box, self.edge_box):
+        for box in (self.variations_box, self.size_box, self.hardness_box, self.tolerance_box, self.edge_box):
             # Only a click puts the cursor in a box: focus leaving a disabled button never lands
             # here, where 1 (100 %) would type a brush size.
             box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -268,7 +282,8 @@ class MainWindow(QMainWindow):
         menu.addAction(self.quit_action)
         menu = self.menuBar().addMenu("&Edit")
         for action in (self.undo_action, self.redo_action, None, self.add_action, None, self.find_action,
-                       self.edit_action, self.cancel_action, None, self.settings_action):
+                       self.edit_action, self.variations_action, self.compare_plain_action, self.cancel_action, None,
+                       self.settings_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&Mask")
         for action in (self.brush_action, self.eraser_action, self.swap_action, self.smaller_action,
@@ -319,6 +334,7 @@ class MainWindow(QMainWindow):
             self.recovery.discard(self.doc)
         self.doc = doc
         self.shown_entry = None
+        self.pair = None
         if doc is not None:
             if fresh:
                 self._apply_preferences_to(doc)
@@ -377,8 +393,8 @@ class MainWindow(QMainWindow):
         busy = self.task is not None and not self.task.done()
         has_layers = has_doc and bool(self.doc.layers)
         has_layer = has_doc and self.panel.active_layer_id is not None
-        self.find_action.setEnabled(has_layers and not busy)
-        self.edit_action.setEnabled(has_layers and not busy)
+        for action in (self.find_action, self.edit_action, self.variations_action, self.compare_plain_action):
+            action.setEnabled(has_layers and not busy)
         self.cancel_action.setEnabled(busy)
         for action in (self.save_action, self.save_as_action):
             action.setEnabled(has_doc)
@@ -643,10 +659,17 @@ class MainWindow(QMainWindow):
     def start_edit(self) -> asyncio.Task | None:
         return self._start(self.run_edit())
 
+    def start_variations(self) -> asyncio.Task | None:
+        return self._start(self.run_variations(self.variations_box.value()))
+
+    def start_compare_plain(self) -> asyncio.Task | None:
+        return self._start(self.compare_with_plain())
+
     def _start(self, coroutine) -> asyncio.Task | None:
         if self.task is not None and not self.task.done():
             coroutine.close()
             return None
+        self._cancel_asked = False
         self.task = asyncio.ensure_future(self._guard(coroutine))
         self._update_actions()
         return self.task
@@ -698,16 +721,64 @@ class MainWindow(QMainWindow):
         return located
 
     async def run_edit(self, seed: int | None = None):
+        return await self._run_request(self.doc, self._edit_request(seed))
+
+    def _edit_request(self, seed: int | None = None):
         doc = self.doc
         if seed is not None:
             doc.set_seed(seed)
             fixed, doc.fixed_seed = doc.fixed_seed, True
         try:
-            request = doc.edit_request()
+            return doc.edit_request()
         finally:
             if seed is not None:
                 doc.fixed_seed = fixed
-        self._begin_progress("Editing…")
+
+    async def run_variations(self, count: int):
+        """count edits of the same request, each with its own seed (the first: the one Edit
+        would use), one after another; Cancel stops the rest, those done stay."""
+        doc = self.doc
+        request = self._edit_request()
+        seeds = [request.seed]
+        while len(seeds) < count:
+            seed = random.randrange(2**31)
+            seeds += [seed] if seed not in seeds else []
+        entries = []
+        for n, seed in enumerate(seeds, start=1):
+            self.statusBar().showMessage(f"Variation {n} of {count} (seed {seed})…")  # until it is done
+            entry = await self._run_request(doc, dataclasses.replace(request, seed=seed))
+            if entry is None:
+                return None
+            entries.append(entry)
+        self.statusBar().showMessage(f"{count} variations made: star the ones you like.", 8000)
+        return entries
+
+    async def compare_with_plain(self):
+        """The same request (instructions, masks, seed, settings) with FoI's focus and without
+        it, shown in the split view: plain InstructPix2Pix left, FoI right."""
+        doc = self.doc
+        request = self._edit_request()
+        focused = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=True))
+        plain = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=False))
+        foi_entry = await self._run_request(doc, focused, "Editing with FoI…")
+        if foi_entry is None:
+            return None
+        plain_entry = await self._run_request(doc, plain, "Editing as plain InstructPix2Pix…")
+        if plain_entry is None:
+            return None
+        self.pair = (plain_entry, foi_entry)
+        self.results.select(foi_entry)
+        self._show_entry(foi_entry)
+        self.compare_action.setChecked(True)
+        self.canvas.set_compare(True)
+        self.statusBar().showMessage(f"Left: plain InstructPix2Pix, right: FoI (seed {request.seed}).", 8000)
+        return self.pair
+
+    async def _run_request(self, doc, request, text: str = "Editing…"):
+        """One engine edit of request; its result joins the strip and is shown."""
+        if self._cancel_asked:
+            raise Cancelled("Cancelled before it started.")
+        self._begin_progress(text)
         self._preview_box = doc.frame(request.settings.resolution).box
         try:
             result = await self.client.edit(request.photo, request.instructions, request.settings, request.seed,
@@ -728,12 +799,11 @@ class MainWindow(QMainWindow):
 
     def cancel(self) -> None:
         if self.task is not None and not self.task.done():
+            self._cancel_asked = True
             self.client.cancel()
             self.step_label.setText("Cancelling…")
 
     def rerun_with_new_seed(self, entry) -> None:
-        import random
-
         self.copy_settings_from(entry, keep_seed=False)
         self._start(self.run_edit(seed=random.randrange(2**31)))
 
@@ -814,16 +884,26 @@ class MainWindow(QMainWindow):
     # Results and export
 
     def _show_entry(self, entry) -> None:
+        """Show a result; with one of a FoI / plain pair, the split shows the other on its left."""
+        self.shown_entry = entry
+        if self.pair is not None and entry not in self.pair:
+            self.pair = None  # another result: the split compares with the photo again
+        self.canvas.show_result(*self._picture(entry))
+        if self.pair is None:
+            self.canvas.set_before(None)
+        else:
+            other = self.pair[0] if entry is self.pair[1] else self.pair[1]
+            self.canvas.set_before(*self._picture(other), labels=(method_of(other), method_of(entry)))
+        self._update_actions()
+
+    def _picture(self, entry) -> tuple:
         """The result as exports write it (the document makes it once per result), or with
         Show Raw Model Output, the model's image over the part of the photo it saw."""
-        self.shown_entry = entry
         if entry is None:
-            self.canvas.show_result(None)
-        elif self.raw_action.isChecked():
-            self.canvas.show_result(entry.image, entry.frame.box)
-        else:
-            self.canvas.show_result(self.doc.result_image(entry))
-        self._update_actions()
+            return (None,)
+        if self.raw_action.isChecked():
+            return entry.image, entry.frame.box
+        return (self.doc.result_image(entry),)
 
     def export(self) -> None:
         if self.doc is None or not self.doc.results:

@@ -10,9 +10,32 @@ from .errors import InstructionError
 from .settings import Instruction
 
 
+# Words that are rarely what an instruction acts on: verbs of editing, articles, prepositions,
+# pronouns, colours and other adjectives that usually name the change rather than the place.
+NOT_KEYWORDS = frozenset("""
+a an the this that these those it its it's his her hers him he she they them their there here
+of in on at to from with into onto over under behind above below near next by for and or but as
+like so very more less much some all any each every one two three other another
+make made turn change changed add put give replace remove removing let set paint colour color
+convert transform swap have has had be is are was were been being get do does can could should
+would will please now instead just also too then
+what where which who whose how
+look looks looking appear appears become becomes into
+red orange yellow green blue purple pink brown black white grey gray gold golden silver dark
+light bright new old big small bigger smaller large tiny tall short
+""".split())
+
+
 def instruction_words(text: str) -> list[str]:
-    """The distinct lower-cased words of a text, in order: the keyword choices."""
+    """The distinct lower-cased words of a text, in order."""
     return list(dict.fromkeys(re.findall(r"\w+", text.lower())))
+
+
+def keyword_choices(text: str) -> list[str]:
+    """The words of a text that may name what it acts on, in order: no NOT_KEYWORDS, numbers or
+    one-letter pieces (the "s" of "cat's")."""
+    return [word for word in instruction_words(text)
+            if word not in NOT_KEYWORDS and len(word) > 1 and not word.isdigit()]
 
 
 def keyword_pattern(keyword: str) -> re.Pattern:

@@ -22,6 +22,7 @@ from foi_engine.atomic import atomic_write
 from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolution, kind_for_path, metadata_for,
                                 write_layered)
 from foi_engine.photo import WorkingFrame, mask_levels, open_photo, prepare_photo
+from foi_engine.prompt import keyword_choices
 
 from . import maskops, selection
 from .events import Event, EventHub, Rect
@@ -35,15 +36,6 @@ VIEW_FIELDS = ("color", "visible", "opacity")
 # Results whose rendering stays in memory (about 250 MB each for a 24-megapixel photo): the one
 # shown and the one before it, so flipping between two and exporting either renders nothing again.
 RENDERED_RESULTS = 2
-
-
-def words_of(text: str) -> list[str]:
-    """Distinct lower-cased words, in order: the keyword picker's choices."""
-    seen = []
-    for word in re.findall(r"\w+", text.lower()):
-        if word not in seen:
-            seen.append(word)
-    return seen
 
 
 def keyword_in(keyword: str, text: str) -> bool:
@@ -99,7 +91,12 @@ class InstructionLayer:
         return self.threshold if self.threshold is not None else self.auto_threshold
 
     def words(self) -> list[str]:
-        return words_of(self.text)
+        """The keyword picker's choices: the words that may name a place, and the chosen
+        keyword even if it is not one (a project from before the list was kept short)."""
+        words = keyword_choices(self.text)
+        if self.keyword and self.keyword.lower() not in words:
+            words.append(self.keyword.lower())
+        return words
 
     def instruction(self) -> Instruction:
         return Instruction(self.text, self.keyword, self.strength, self.threshold)
@@ -150,6 +147,7 @@ class ResultEntry:
     random_weights: bool
     created: float = field(default_factory=time.time)
     accepted: bool = False
+    starred: bool = False  # one of the user's picks (any number may be)
 
     @property
     def masks(self) -> list[np.ndarray]:
@@ -690,13 +688,19 @@ class Document:
         """Keep an EditResult in the history, with the photo-resolution masks of its request
         (or the current masks when no request is given)."""
         request = request or self.edit_request_snapshot()
+        snapshot = list(request.snapshot)
+        if not result.settings.focus:
+            # Plain InstructPix2Pix acts on the whole image: its composite is the model's output
+            # everywhere, as the command line writes it.
+            whole = PackedMask(np.full(self.photo.size[::-1], 255, np.uint8))
+            snapshot = [whole] * len(snapshot)
         entry = ResultEntry(
             id=uuid.uuid4().hex[:12],
             image=result.image,
             instructions=tuple(result.instructions),
             names=list(request.names),
             colors=list(request.colors),
-            packed_masks=list(request.snapshot),
+            packed_masks=snapshot,
             settings=result.settings,
             seed=int(result.seed),
             frame=result.frame,
@@ -719,6 +723,11 @@ class Document:
         """Mark this result as the chosen one (the others stay in the history)."""
         for other in self.results:
             other.accepted = other is entry
+        self._changed(Event("results"))
+
+    def set_starred(self, entry: ResultEntry, starred: bool) -> None:
+        """Star a result as one of the picks (among variations, say); several may be."""
+        entry.starred = bool(starred)
         self._changed(Event("results"))
 
     def discard_result(self, entry: ResultEntry) -> None:

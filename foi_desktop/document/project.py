@@ -137,6 +137,7 @@ def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None =
             "colors": [list(c) for c in entry.colors], "settings": dataclasses.asdict(entry.settings),
             "seed": entry.seed, "frame": _frame_json(entry.frame), "model_name": entry.model_name,
             "random_weights": entry.random_weights, "created": entry.created, "accepted": entry.accepted,
+            "starred": entry.starred,
         })
     description = {
         "format": FORMAT, "version": VERSION, "saved": time.time(),
@@ -454,4 +455,6 @@ def _result(reader, value, photo_size, where) -> ResultEntry:
         random_weights=_get(reader, value, "random_weights", bool, where),
         created=_get(reader, value, "created", float, where),
         accepted=_get(reader, value, "accepted", bool, where),
+        # Projects saved before stars had none.
+        starred=_get(reader, value, "starred", bool, where) if "starred" in value else False,
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import FoiError
 from ..inputs import check_regular_file
-from ..prompt import keyword_pattern
+from ..prompt import NOT_KEYWORDS, keyword_pattern
 from ..settings import Instruction
 from . import files
 
@@ -144,28 +144,12 @@ def write_manifest(path: Path, items: list[Item]) -> None:
     files.write_text(path, "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in items))
 
 
-# Words that are rarely what an instruction acts on: verbs of editing, articles, prepositions,
-# pronouns, colours and other adjectives that usually name the change rather than the place.
-_NOT_KEYWORDS = set("""
-a an the this that these those it its it's his her hers him he she they them their there here
-of in on at to from with into onto over under behind above below near next by for and or but as
-like so very more less much some all any each every one two three other another
-make made turn change changed add put give replace remove removing let set paint colour color
-convert transform swap have has had be is are was were been being get do does can could should
-would will please now instead just also too then
-what where which who whose how
-look looks looking appear appears become becomes into
-red orange yellow green blue purple pink brown black white grey gray gold golden silver dark
-light bright new old big small bigger smaller large tiny tall short
-""".split())
-
-
 def guess_keyword(text: str) -> str | None:
     """The first word of the instruction that is not an editing verb, article, preposition,
     pronoun or common adjective: in "put a hat on the dog" → "hat"; "make the sky red" → "sky".
     A heuristic, for benchmarks that do not name what each instruction acts on."""
     for word in re.findall(r"\w+", text):
-        if word.lower() not in _NOT_KEYWORDS and not word.isdigit():
+        if word.lower() not in NOT_KEYWORDS and not word.isdigit():
             return word
     return None
 

@@ -34,7 +34,7 @@ def test_instruction_edits_are_undoable_and_keyword_follows_text(doc):
     doc.undo()
     assert (layer.text, layer.keyword, layer.strength) == ("make the sky a sunset", "sky", 1.0)
     assert layer.visible is False  # view state is not part of the history
-    assert layer.words() == ["make", "the", "sky", "a", "sunset"]
+    assert layer.words() == ["sky", "sunset"]  # the picker offers no "make", "the" or "a"
 
 
 def test_typing_merges_into_one_undo_item(doc):

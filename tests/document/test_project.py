@@ -268,3 +268,18 @@ def test_a_change_after_saving_does_not_merge_into_the_saved_step(doc, tmp_path)
     assert doc.modified
     doc.undo()
     assert not doc.modified and doc.layers[0].strength == 0.5
+
+
+def test_stars_are_kept_and_older_projects_open_without_them(doc, saved, tmp_path):
+    reopened = open_project(saved)
+    assert reopened.results[0].starred is False
+    reopened.set_starred(reopened.results[0], True)
+    save_project(reopened, tmp_path / "starred.foi")
+    assert open_project(tmp_path / "starred.foi").results[0].starred is True
+    _rewrite(tmp_path / "starred.foi", tmp_path / "old.foi",
+             change=lambda d: [result.pop("starred") for result in d["results"]])
+    assert open_project(tmp_path / "old.foi").results[0].starred is False
+    _rewrite(tmp_path / "starred.foi", tmp_path / "bad.foi",
+             change=lambda d: d["results"][0].update(starred="yes"))
+    with pytest.raises(ProjectError, match="invalid 'starred'"):
+        open_project(tmp_path / "bad.foi")

@@ -41,3 +41,17 @@ def test_only_the_last_results_stay_rendered(doc):
     assert again is not first and np.array_equal(np.asarray(again), np.asarray(first))
     doc.discard_result(entries[-1])
     assert entries[-1].id not in doc._rendered
+
+
+def test_a_plain_instructpix2pix_result_covers_the_whole_photo(doc):
+    """Focus off, every instruction acted on the whole image: the composite is the model's
+    output everywhere, not only inside the masks."""
+    frame = doc.frame(64)
+    result = types.SimpleNamespace(
+        image=Image.new("RGB", frame.size, (250, 120, 10)), instructions=tuple(doc.instructions()),
+        settings=EditSettings(steps=4, resolution=64, focus=False), seed=11, frame=frame,
+        model_name="tiny-random", random_weights=True)
+    entry = doc.add_result(result, doc.edit_request_snapshot())
+    assert all(mask.min() == 255 for mask in entry.masks)
+    focused = _add_result(doc)
+    assert any(mask.min() < 255 for mask in focused.masks)
