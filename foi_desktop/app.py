@@ -76,6 +76,25 @@ def install_excepthook(log_path: str) -> None:
     asyncio.get_event_loop().set_exception_handler(loop_handler)
 
 
+# Libraries Qt's X11 platform plugin loads and many Linux installs lack: without them Qt
+# aborts with a message no photographer can act on.
+XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+                 "xkbcommon-x11": "libxkbcommon-x11-0"}
+
+
+def missing_system_libraries() -> list[str]:
+    """Debian/Ubuntu package names of the X11 libraries Qt needs and cannot find (Linux with
+    an X display only; Wayland and offscreen need none of them)."""
+    import ctypes.util
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or not os.environ.get("DISPLAY") or platform not in ("", "xcb"):
+        return []
+    if os.environ.get("WAYLAND_DISPLAY") and not platform:
+        return []
+    return [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
+
+
 def create_application(argv=None):
     """The QApplication with FoI Studio's look (Fusion, dark palette, style sheet)."""
     from PySide6.QtGui import QColor, QIcon, QPalette
@@ -132,6 +151,12 @@ def main(argv=None) -> int:
         from .selfcheck import run_self_check
 
         return run_self_check(device=args.device)
+    missing = missing_system_libraries()
+    if missing:
+        print("foi-desktop: the window cannot open: this computer lacks system libraries Qt needs. Install them "
+              f"with:\n  sudo apt install {' '.join(missing)}\n(Fedora: sudo dnf install xcb-util-cursor "
+              "xcb-util-wm xcb-util-keysyms libxkbcommon-x11)", file=sys.stderr)
+        return 1
     import qasync
 
     app = create_application()

@@ -268,3 +268,18 @@ def test_shapes_model_opens_a_generated_scene_and_runs_at_its_size(make_window, 
     entry = run(window.start_edit())
     assert entry is not None and entry.image.size == (64, 64)
     assert not window.client.info.random_weights and "shapes" in window.model_label.text()
+
+
+def test_missing_qt_system_libraries_are_named_with_the_command_that_installs_them(monkeypatch, capsys):
+    import ctypes.util
+
+    from foi_desktop import app
+
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name == "xcb-cursor" else f"lib{name}.so")
+    assert app.main([]) == 1
+    err = capsys.readouterr().err
+    assert "sudo apt install libxcb-cursor0" in err and "Traceback" not in err
