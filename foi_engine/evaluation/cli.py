@@ -8,6 +8,7 @@ Heavy modules load only when a command runs, so `foi --help` stays instant."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .. import threads
@@ -89,7 +90,8 @@ def run(args) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ManifestError(f"--limit must be at least 1, not {args.limit}.")
-    items = read_manifest(args.manifest)[: args.limit]
+    skipped: list[str] = []
+    items = read_manifest(args.manifest, skipped)[: args.limit]
     base = args.manifest.resolve().parent
     methods = _methods(args)
     which = [] if args.metrics.strip().lower() == "none" else [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -102,6 +104,8 @@ def run(args) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     every = runner.check_run_file(out, settings, args.seed, methods)
+    for problem in skipped:  # each malformed entry is one failed item; the others run
+        print(f"foi: skipped {problem}", file=sys.stderr)
     process, processes, device = runner.launched_processes()
     shard_index, shard_count = runner.parse_shard(args.shard)
     shard = (shard_index * processes + process, shard_count * processes)
@@ -123,7 +127,8 @@ def run(args) -> int:
         summary = runner.evaluate(items, methods, base, out, settings, seed=args.seed, load_models=load_models,
                                   load_engine=load_engine, shard=shard, device=args.device or device,
                                   progress=args.progress)
-        print(f"{summary['done']} edits made, {summary['skipped']} already done, {summary['failed']} failed"
+        print(f"{summary['done']} edits made, {summary['skipped']} already done, "
+              f"{summary['failed'] + len(skipped)} failed"
               + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""))
         runner.wait_for_other_processes()
     if process == 0:

@@ -92,6 +92,8 @@ def parse_item(entry: dict, where: str = "") -> Item:
         raise bad('"instructions" must be a non-empty list.')
     instructions = []
     for part in raw:
+        if not isinstance(part, (str, dict)):
+            raise bad("each instruction must be text or {\"text\": …, \"keyword\": …}.")
         text, keyword = (part, None) if isinstance(part, str) else (part.get("text"), part.get("keyword"))
         if not isinstance(text, str) or not text.strip():
             raise bad("an instruction has no text.")
@@ -110,7 +112,9 @@ def parse_item(entry: dict, where: str = "") -> Item:
     )
 
 
-def read_manifest(path: Path) -> list[Item]:
+def read_manifest(path: Path, skipped: list[str] | None = None) -> list[Item]:
+    """The manifest's items. With `skipped` (a list), a malformed entry is described there
+    (file and line) and left out instead of stopping the whole read."""
     path = Path(path)
     if not path.exists():
         raise ManifestError(f"There is no manifest {path}: write one, or import a benchmark with `foi eval-import`.")
@@ -127,12 +131,18 @@ def read_manifest(path: Path) -> list[Item]:
             continue
         where = f"{path.name} line {number}: "
         try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ManifestError(f"{where}not valid JSON ({error.msg}).") from None
-        item = parse_item(entry, where)
-        if item.id in seen:
-            raise ManifestError(f'{where}the id "{item.id}" is used twice.')
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ManifestError(f"{where}not valid JSON ({error.msg}).") from None
+            item = parse_item(entry, where)
+            if item.id in seen:
+                raise ManifestError(f'{where}the id "{item.id}" is used twice.')
+        except FoiError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+            continue
         seen.add(item.id)
         items.append(item)
     if not items:

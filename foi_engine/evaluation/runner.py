@@ -109,7 +109,7 @@ def check_run_file(out: Path, settings: EditSettings, seed: int, methods: list[M
     wanted = {"settings": settings_json(settings), "seed": seed,
               "methods": {m.label: m.to_json() for m in methods}}
     if path.exists():
-        held = json.loads(path.read_text(encoding="utf-8"))
+        held = _read_run_file(path)
         if held["settings"] != wanted["settings"] or held["seed"] != seed:
             raise ManifestError(
                 f"{out} holds results made with other settings or seed: choose another --out folder, "
@@ -126,15 +126,31 @@ def check_run_file(out: Path, settings: EditSettings, seed: int, methods: list[M
     return [Method(label, d["model"], d["focus"]) for label, d in wanted["methods"].items()]
 
 
+def _read_run_file(path: Path) -> dict:
+    """An earlier run's run.json, checked: a damaged one is reported, never overwritten."""
+    try:
+        held = json.loads(path.read_text(encoding="utf-8"))
+        methods = held["methods"]
+        if not (isinstance(held["settings"], dict) and isinstance(methods, dict) and all(
+                isinstance(m, dict) and {"model", "focus"} <= set(m) for m in methods.values())):
+            raise TypeError("unexpected contents")
+        return held
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise ManifestError(f"{path} is damaged ({type(error).__name__}: {error}): move it away to start this "
+                            "results folder afresh, or choose another --out folder.") from None
+
+
 def record_path(out: Path, item: Item, method: Method) -> Path:
     return out / "records" / item.folder_name / f"{method.label}.json"
 
 
 def read_record(out: Path, item: Item, method: Method) -> dict | None:
+    """The item's saved measurements, or None (none yet, or damaged: the item runs again)."""
     try:
-        return json.loads(record_path(out, item, method).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        record = json.loads(record_path(out, item, method).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def _truth_at_frame(item: Item, base: Path, photo: Image.Image, frame) -> np.ndarray | None:

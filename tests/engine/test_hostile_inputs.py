@@ -272,3 +272,28 @@ def test_extreme_shapes_are_refused_with_the_size_said(capsys, tmp_path):
     err = one_line_failure(capsys, ["edit", strip, "-i", "make it red", "-o", tmp_path / "r.png", *FAST])
     assert "64×30000" in err and "at most 8:1" in err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_malformed_manifest_entries_fail_alone_and_a_damaged_run_file_is_reported(tmp_path, capsys, photo):
+    import json
+
+    photo.save(tmp_path / "cat.png")
+    good = {"id": "ok", "image": "cat.png", "instructions": [{"text": "make it winter"}]}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join([json.dumps(good), "{not json", json.dumps({"id": "x", "image": "cat.png"}),
+                                   json.dumps({**good, "id": "bad", "instructions": [7]})]) + "\n")
+    out = tmp_path / "out"
+    args = ["eval", str(manifest), "--out", str(out), "--model", "tiny-random", "--metrics", "none", "--steps", "2",
+            "--resolution", "64", "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "m.jsonl line 2" in captured.err and "m.jsonl line 3" in captured.err and "line 4" in captured.err
+    assert "2 edits made" in captured.out and "3 failed" in captured.out  # one item, FoI and plain
+    # A damaged record is redone; a damaged run.json is reported and kept.
+    record = next((out / "records").rglob("*.json"))
+    record.write_text("[1, 2]")
+    assert main(args) == 0
+    assert "1 edits made, 1 already done" in capsys.readouterr().out
+    (out / "run.json").write_text("{truncated")
+    err = one_line_failure(capsys, args)
+    assert "run.json is damaged" in err and (out / "run.json").read_text() == "{truncated"
