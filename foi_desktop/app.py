@@ -126,7 +126,7 @@ def create_application(argv=None):
 
 
 def create_window(args: argparse.Namespace):
-    """The main window with the photo (or the sample) open."""
+    """The main window with the photo open (a project opens once the loop runs), or the sample."""
     from .preferences import load_preferences
     from .window import MainWindow
 
@@ -135,7 +135,7 @@ def create_window(args: argparse.Namespace):
     window.resize(1500, 920)
     if args.photo:
         window.open_path(os.path.abspath(args.photo))
-    if window.doc is None:
+    if window.doc is None and window.opening is None:
         window.open_sample()
     return window
 

@@ -2,7 +2,8 @@
 toolbar and status bar; it wires the document, the views and the engine worker.
 
 Long operations are coroutines (qasync): `find_regions()` and `run_edit()` await the
-worker, so the window keeps painting and the user can keep painting masks meanwhile."""
+worker, so the window keeps painting and the user can keep painting masks meanwhile; a
+project is read in a worker thread (`_read_project()`), so a large one does not freeze it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 from . import assets
 from .canvas import MAX_BRUSH, CanvasView
 from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, show_error
-from .document import Document, RecoveryStore, open_project, save_project
+from .document import Document, RecoveryStore, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
@@ -70,6 +71,8 @@ class MainWindow(QMainWindow):
         self.doc: Document | None = None
         self.task: asyncio.Task | None = None  # the running Find regions or Edit
         self._cancel_asked = False  # Cancel also stops the runs a task has still to start
+        self.opening: str | None = None  # the name of the project being read, off the UI thread
+        self._open_task: asyncio.Task | None = None
         self.shown_entry = None  # the result on the canvas
         self.pair = None  # (plain, FoI) results of the last Compare with Plain IP2P
         self.recovery = RecoveryStore(recovery_folder())
@@ -393,9 +396,12 @@ class MainWindow(QMainWindow):
         busy = self.task is not None and not self.task.done()
         has_layers = has_doc and bool(self.doc.layers)
         has_layer = has_doc and self.panel.active_layer_id is not None
+        opening = self.opening is not None
         for action in (self.find_action, self.edit_action, self.variations_action, self.compare_plain_action):
-            action.setEnabled(has_layers and not busy)
+            action.setEnabled(has_layers and not busy and not opening)
         self.cancel_action.setEnabled(busy)
+        for action in (self.open_action, self.recent_menu.menuAction(), self.paste_action, self.sample_action):
+            action.setEnabled(not opening)  # one document at a time: the project being read comes next
         for action in (self.save_action, self.save_as_action):
             action.setEnabled(has_doc)
         self.export_action.setEnabled(has_doc and bool(self.doc.results))
@@ -421,7 +427,7 @@ class MainWindow(QMainWindow):
     def open_sample(self) -> None:
         """A sample with two example instructions, so a new user sees the idea: the bundled
         photo, or a generated scene of shapes when the shapes model is chosen."""
-        if not self._may_discard():
+        if self._still_opening() or not self._may_discard():
             return
         if self._model_choice().model == SHAPES:
             from foi_engine.shapes.data import demo_scene
@@ -439,21 +445,73 @@ class MainWindow(QMainWindow):
         self.set_document(doc, fresh=True)
         self.panel.select(doc.layers[0].id)
 
-    def open_path(self, path: str) -> bool:
+    def open_path(self, path: str) -> bool | asyncio.Task | None:
+        """Open a photo at once (True if it opened), or start opening a project: it is read in
+        a worker thread, so a large one does not freeze the window; returns the task, whose
+        result says whether it opened. None while another project is still opening."""
+        if self._still_opening():
+            return None
+        if path.lower().endswith(PROJECT_SUFFIX):
+            return self._start_opening(os.path.basename(path), self._open_project(path))
         if not self._may_discard():
             return False
-        is_project = path.lower().endswith(PROJECT_SUFFIX)
         try:
-            doc = open_project(path) if is_project else Document.open_photo(path)
+            doc = Document.open_photo(path)
         except (FoiError, OSError) as error:
             show_error(self, "Cannot open this file", error)
             return False
-        self.set_document(doc, fresh=not is_project)
+        self._show_opened(doc, path, fresh=True)
+        return True
+
+    async def _open_project(self, path: str) -> bool:
+        doc = await self._read_project(lambda: open_project(path), "Cannot open this file")
+        if doc is None:
+            return False
+        self._show_opened(doc, path)
+        return True
+
+    def _show_opened(self, doc: Document, path: str, fresh: bool = False) -> None:
+        self.set_document(doc, fresh=fresh)
         self.preferences.add_recent(path)
         self.preferences.open_folder = os.path.dirname(os.path.abspath(path))
         save_preferences(self.preferences)
         self.statusBar().showMessage(f"Opened {os.path.basename(path)}", 4000)
-        return True
+
+    def _still_opening(self) -> bool:
+        """True (and the status bar says so) while a project is being read: it is about to
+        become the document, so nothing else may replace the document meanwhile."""
+        if self.opening is not None:
+            self.statusBar().showMessage(f"Still opening {self.opening}…")
+        return self.opening is not None
+
+    def _start_opening(self, name: str, coroutine) -> asyncio.Task:
+        self.opening = name
+        self._open_task = asyncio.ensure_future(coroutine)
+        self._update_actions()
+        self.statusBar().showMessage(f"Opening {name}…")  # until it is open
+        return self._open_task
+
+    async def _read_project(self, read, title: str) -> Document | None:
+        """The document read() makes (Qt-free code, run in a worker thread while the window
+        stays responsive), once the user lets the open one go. None if it cannot be read (one
+        message) or the user keeps their document: the window stays as it was."""
+        failure = None
+        try:
+            doc = await asyncio.get_running_loop().run_in_executor(None, read)
+        except (FoiError, OSError) as error:
+            failure = error
+        except Exception as error:  # noqa: BLE001 - a message, the log keeps the details
+            log.exception("Opening %s failed", self.opening)
+            failure = f"{error}\n\nThe details are in FoI Studio's log."
+        finally:
+            self.opening = None  # also when the window closed meanwhile: then nothing else is touched
+        self.statusBar().clearMessage()
+        self._update_actions()
+        if failure is not None:
+            show_error(self, title, failure)
+            return None
+        # Asked now, not before reading: the user may have gone on working meanwhile.
+        return doc if self._may_discard() else None
 
     def choose_and_open(self) -> None:
         path, _filter = QFileDialog.getOpenFileName(self, "Open a photo or project", self._open_folder(),
@@ -495,7 +553,7 @@ class MainWindow(QMainWindow):
         if image.isNull():
             self.statusBar().showMessage("The clipboard holds no picture.", 4000)
             return
-        if not self._may_discard():
+        if self._still_opening() or not self._may_discard():
             return
         from foi_engine.photo import prepare_photo
         try:
@@ -567,9 +625,12 @@ class MainWindow(QMainWindow):
         except (FoiError, OSError) as error:
             log.warning("Autosave failed: %s", error)
 
-    def offer_recovery(self) -> bool:
-        """After a crash: offer the newest abandoned recovery copy back. True if one was opened.
+    def offer_recovery(self) -> asyncio.Task | None:
+        """After a crash: offer the newest abandoned recovery copy back. Returns the task
+        opening the one the user restores (its result says whether it opened), else None.
         Nothing unreadable is deleted: the user may move it aside."""
+        if self._still_opening():
+            return None
         for item in self.recovery.pending():
             try:
                 if item.error:
@@ -578,15 +639,28 @@ class MainWindow(QMainWindow):
                     continue
                 answer = ask_recovery(self, item)
                 if answer == "restore":
-                    self.set_document(self.recovery.recover(item))
-                    return True
+                    self.recovery.claim(item)  # before reading: no other editor offers it meanwhile
+                    return self._start_opening(item.title, self._recover(item))
                 if answer == "delete":
                     self.recovery.discard(item)
                 else:
-                    return False  # keep the rest for next time
+                    return None  # keep the rest for next time
             except (FoiError, OSError) as error:
                 show_error(self, "Cannot recover", error)
-        return False
+        return None
+
+    async def _recover(self, item) -> bool:
+        """Read a claimed recovery copy (the store's locks stay on the UI thread) and show it."""
+        doc = None
+        try:
+            doc = await self._read_project(lambda: read_recovery(item), "Cannot recover")
+        finally:
+            if doc is None:  # unreadable, the user kept their work, or the window closed
+                self.recovery.unclaim(item)
+        if doc is None:
+            return False
+        self.set_document(doc)
+        return True
 
     # ------------------------------------------------------------------------------------------
     # Masks
@@ -666,7 +740,8 @@ class MainWindow(QMainWindow):
         return self._start(self.compare_with_plain())
 
     def _start(self, coroutine) -> asyncio.Task | None:
-        if self.task is not None and not self.task.done():
+        # One run at a time, and none while a project is read: it is about to replace the document.
+        if (self.task is not None and not self.task.done()) or self.opening is not None:
             coroutine.close()
             return None
         self._cancel_asked = False
@@ -990,6 +1065,8 @@ class MainWindow(QMainWindow):
         self.client.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        if self._open_task is not None:
+            self._open_task.cancel()  # the project being read is dropped unseen
         if self._owns_client:
             self.client.shutdown()
         else:

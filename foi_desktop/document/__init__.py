@@ -6,7 +6,7 @@ from .errors import ProjectError
 from .events import Event, EventHub
 from .model import Document, EditRequest, InstructionLayer, PackedMask, ResultEntry
 from .project import open_project, save_project
-from .recovery import RecoveryItem, RecoveryStore
+from .recovery import RecoveryItem, RecoveryStore, read_recovery
 
 __all__ = [
     "Document",
@@ -20,5 +20,6 @@ __all__ = [
     "RecoveryStore",
     "ResultEntry",
     "open_project",
+    "read_recovery",
     "save_project",
 ]

@@ -44,6 +44,24 @@ def _plausible_time(value) -> bool:
             and 946_684_800 <= value <= time.time() + 86_400)
 
 
+def _uid(item: RecoveryItem) -> str:
+    """The uid of the document a recovery copy was saved from (its file name)."""
+    return os.path.splitext(os.path.basename(item.path))[0]
+
+
+def read_recovery(item: RecoveryItem) -> Document:
+    """A recovery copy as a document, touching no lock (the editor claims the copy first,
+    then reads it in a worker thread). It is Untitled: the path written inside an autosave
+    is not trusted to say where Save may write (item.project_path is only shown to the
+    user). It counts as modified; its autosaves keep going to the same recovery file, now
+    locked by this editor, until discarded."""
+    doc = open_project(item.path)
+    doc.project_path = None
+    doc.modified = True
+    doc.uid = _uid(item)
+    return doc
+
+
 class RecoveryStore:
     def __init__(self, folder: str | os.PathLike):
         self.folder = os.fspath(folder)
@@ -101,29 +119,30 @@ class RecoveryStore:
                 items.append(RecoveryItem(path, name, os.path.getmtime(path), None, str(error)))
         return sorted(items, key=lambda item: item.saved_at, reverse=True)
 
+    def claim(self, item: RecoveryItem) -> None:
+        """Lock a recovery copy before reading it: no other editor offers it meanwhile."""
+        self._hold(_uid(item))
+
+    def unclaim(self, item: RecoveryItem) -> None:
+        """Let a claimed copy go again (it could not be opened, or the user kept their work)."""
+        self._let_go(_uid(item))
+
     def recover(self, item: RecoveryItem) -> Document:
-        """Open a recovery copy. It is Untitled: the path written inside an autosave is not
-        trusted to say where Save may write (item.project_path is only shown to the user).
-        It counts as modified; its autosaves keep going to the same recovery file, now
-        locked by this editor, until discarded."""
-        uid = os.path.splitext(os.path.basename(item.path))[0]
-        self._hold(uid)  # before reading: no other editor offers it meanwhile
+        """Claim a recovery copy and open it (see read_recovery); one that cannot be read is
+        let go again."""
+        self.claim(item)
         try:
-            doc = open_project(item.path)
+            return read_recovery(item)
         except BaseException:
-            self._let_go(uid)
+            self.unclaim(item)
             raise
-        doc.project_path = None
-        doc.modified = True
-        doc.uid = uid
-        return doc
 
     def discard(self, item: RecoveryItem | Document) -> None:
         """Forget a readable recovery copy (after a clean save or close, or when the user
         declines it). An unreadable one is never deleted: see set_aside."""
         if isinstance(item, RecoveryItem) and item.error is not None:
             raise ProjectError("An autosave that cannot be read is not deleted: move it aside instead.")
-        uid = item.uid if isinstance(item, Document) else os.path.splitext(os.path.basename(item.path))[0]
+        uid = item.uid if isinstance(item, Document) else _uid(item)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path_for(item) if isinstance(item, Document) else item.path)
         self._let_go(uid)

@@ -32,6 +32,7 @@ def loop(qapp):
     event_loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(event_loop)
     yield event_loop
+    event_loop.close()  # stops the threads of its executor (projects are read there) before Qt goes
 
 
 @pytest.fixture(scope="session")

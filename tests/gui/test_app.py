@@ -157,7 +157,7 @@ def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qt
     assert window.client.choice is choice and window.preferences.resolution == 512
 
 
-def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monkeypatch):
+def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monkeypatch, run):
     crashed = make_window(shared_client)
     crashed.open_sample()
     layer = crashed.doc.layers[1]
@@ -174,7 +174,7 @@ def test_autosave_is_offered_back_after_a_crash(make_window, shared_client, monk
     # start offers the work back.
     crashed.recovery.close()
     restarted = make_window(shared_client)
-    assert restarted.offer_recovery()
+    assert run(restarted.offer_recovery())
     assert restarted.doc.project_path is None  # restored work is untitled until the user saves it
     assert np.array_equal(restarted.doc.layers[1].mask, mask)
     assert restarted.doc.modified

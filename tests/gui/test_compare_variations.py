@@ -69,7 +69,7 @@ def test_variations_each_have_their_own_seed_and_can_be_starred(window, qtbot, r
     _click(qtbot, strip.star_button)
     assert not entries[2].starred and strip.star_button.text() == "Star"
     window._save_to(str(tmp_path / "stars.foi"))
-    assert window.open_path(str(tmp_path / "stars.foi"))
+    assert run(window.open_path(str(tmp_path / "stars.foi")))
     assert [entry.starred for entry in window.doc.results] == [True, False, False]
 
 

@@ -179,7 +179,7 @@ def test_edit_keeps_the_window_live_then_export_and_reopen(opened, qtbot, run, t
     project = tmp_path / "cat.foi"
     assert window._save_to(str(project))
     assert not window.doc.modified and window.windowTitle().startswith("cat.foi")
-    assert window.open_path(str(project))
+    assert run(window.open_path(str(project)))
     reopened = window.doc
     assert [layer.text for layer in reopened.layers] == texts
     for layer, mask in zip(reopened.layers, masks):
