@@ -39,6 +39,7 @@ import json
 import os
 import re
 import struct
+import unicodedata
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -313,16 +314,22 @@ def _png_bytes(image: Image.Image, pnginfo=None) -> bytes:
     return buffer.getvalue()
 
 
+def _layer_name(text: str) -> str:
+    """An instruction as a layer name: control characters (which XML cannot hold, and which
+    the editor's text field can be pasted) become spaces."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+
+
 def _layer_stack(edit: LayeredEdit):
     """(name, rgba-or-rgb image, x, y, visible, opacity) from top to bottom."""
     render = edit._render
     stack = []
     for n in reversed(range(len(edit.layers))):
         image, x, y = render.colour_layer(n)
-        stack.append((f"{edit.layers[n].name} — mask", image, x, y, False, COLOUR_LAYER_OPACITY))
+        stack.append((f"{_layer_name(edit.layers[n].name)} — mask", image, x, y, False, COLOUR_LAYER_OPACITY))
     for n in reversed(range(len(edit.layers))):
         image, x, y = render.region_layer(n)
-        stack.append((edit.layers[n].name, image, x, y, True, 1.0))
+        stack.append((_layer_name(edit.layers[n].name), image, x, y, True, 1.0))
     stack.append(("FoI result", render.upscaled, render.box[0], render.box[1], False, 1.0))
     stack.append(("Original", edit.photo, 0, 0, True, 1.0))
     return stack

@@ -1,5 +1,6 @@
 """Layered exports (foi_engine.layered) from hand-made data: no model needed."""
 
+import dataclasses
 import io
 import json
 import math
@@ -312,3 +313,16 @@ def test_atomic_write_keeps_the_old_file_when_an_export_fails(tmp_path):
         write_layered(path, "ora", broken)
     assert path.read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["keep.ora"]
+
+
+def test_layer_names_with_control_characters_still_make_valid_xml(tmp_path):
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    edit = _edit()
+    edit = dataclasses.replace(edit, layers=[dataclasses.replace(edit.layers[0], name="make\x01 the sky\x1b red"),
+                                             edit.layers[1]])
+    write_layered(tmp_path / "x.ora", "ora", edit)
+    with zipfile.ZipFile(tmp_path / "x.ora") as archive:
+        names = [layer.get("name") for layer in ET.fromstring(archive.read("stack.xml")).iter("layer")]
+    assert "make  the sky  red" in names
