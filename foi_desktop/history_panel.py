@@ -7,6 +7,8 @@ from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
+from .document import follow
+
 START = "Opened"  # the row before any step: the photo or project as it was opened
 
 
@@ -18,11 +20,7 @@ class HistoryPanel(QListWidget):
         self.currentRowChanged.connect(self._go_to)
 
     def set_document(self, doc) -> None:
-        if self.doc is not None:
-            self.doc.events.disconnect(self._on_event)
-        self.doc = doc
-        if doc is not None:
-            doc.events.connect(self._on_event)
+        follow(self, doc)
         self.refresh()
 
     def _on_event(self, event) -> None:

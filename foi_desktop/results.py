@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QWidget
 
+from .document import follow
 from .imaging import pil_to_qimage
 
 THUMB = 96
@@ -83,11 +84,7 @@ class ResultsStrip(QWidget):
         self._enable()
 
     def set_document(self, doc) -> None:
-        if self.doc is not None:
-            self.doc.events.disconnect(self._on_event)
-        self.doc = doc
-        if doc is not None:
-            doc.events.connect(self._on_event)
+        follow(self, doc)
         self._rebuild()
 
     def current(self):

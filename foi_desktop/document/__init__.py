@@ -3,7 +3,7 @@
 docs/ARCHITECTURE.md ("The editor") describes its modules and the contract with the views."""
 
 from .errors import ProjectError
-from .events import Event, EventHub
+from .events import Event, EventHub, follow
 from .model import Document, EditRequest, InstructionLayer, PackedMask, ResultEntry
 from .project import open_project, save_project
 from .recovery import RecoveryItem, RecoveryStore, read_recovery
@@ -13,6 +13,7 @@ __all__ = [
     "EditRequest",
     "Event",
     "EventHub",
+    "follow",
     "InstructionLayer",
     "PackedMask",
     "ProjectError",

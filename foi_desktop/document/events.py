@@ -39,3 +39,13 @@ class EventHub:
     def emit(self, event: Event) -> None:
         for callback in list(self._callbacks):
             callback(event)
+
+
+def follow(view, doc) -> None:
+    """Move a view's subscription (its `_on_event`) from the document it shows to `doc`
+    (None: to nothing) and make `doc` the one it shows."""
+    if view.doc is not None:
+        view.doc.events.disconnect(view._on_event)
+    view.doc = doc
+    if doc is not None:
+        doc.events.connect(view._on_event)
