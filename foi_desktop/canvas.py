@@ -204,7 +204,6 @@ class ResultItem(PictureItem):
 
 class CanvasView(QGraphicsView):
     zoomChanged = Signal(float)  # the scale: 1.0 = 100 %
-    strokeFinished = Signal()  # a brush stroke or a selection changed the active mask
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -503,7 +502,6 @@ class CanvasView(QGraphicsView):
                 self.doc.stroke_to(float(x), float(y))
         finally:
             self.doc.end_stroke()
-        self.strokeFinished.emit()
 
     # -- selections ------------------------------------------------------------------------
     @staticmethod
@@ -519,7 +517,6 @@ class CanvasView(QGraphicsView):
         point = (pos.x(), pos.y())
         if self.tool == "wand":
             self.doc.select_similar(self.active_layer_id, *point, self.wand_tolerance, self.selection_mode(modifiers))
-            self.strokeFinished.emit()
         elif self._selecting is None:
             # Two points: the start and the one following the mouse.
             self._selecting = {"tool": self.tool, "mode": self.selection_mode(modifiers), "points": [point, point]}
@@ -549,7 +546,6 @@ class CanvasView(QGraphicsView):
         else:
             region = selection.polygon(size, points)
         self.doc.select(self.active_layer_id, region, drawn["mode"], SHAPES[tool])
-        self.strokeFinished.emit()
 
     def _cancel_selection(self) -> None:
         self._selecting = None
@@ -623,7 +619,6 @@ class CanvasView(QGraphicsView):
         elif self._painting and event.button() == Qt.MouseButton.LeftButton:
             self._painting = False
             self.doc.end_stroke()
-            self.strokeFinished.emit()
         elif (self._selecting is not None and self._selecting["tool"] != "polygon"
               and event.button() == Qt.MouseButton.LeftButton):
             self._finish_selection()

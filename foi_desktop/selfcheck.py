@@ -170,7 +170,7 @@ def run_self_check(device: str | None = None, out=None) -> int:
         from PySide6 import __version__ as pyside_version
         from PySide6.QtCore import qVersion
 
-        from foi_desktop.app import create_application
+        from foi_desktop.look import create_application
 
         accelerators = [name for name, ok in (("CUDA", torch.cuda.is_available()),
                                               ("MPS", torch.backends.mps.is_available())) if ok]

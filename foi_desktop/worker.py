@@ -167,10 +167,6 @@ class EngineClient(QObject):
         self._thread.start()
 
     # -- requests ---------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return bool(self._pending)
-
     def set_model(self, choice: ModelChoice) -> None:
         """Use this model from the next request on; nothing loads until one needs it."""
         if choice == self.choice:

@@ -84,6 +84,9 @@ class TokenMasks:
         return self._cache[queries]
 
 
+# Copied from diffusers.models.attention_processor.AttnProcessor2_0 (diffusers 0.42.1), with FoI's
+# hooks on chunk 0. tests/engine/test_invariants.py::test_focus_off_full_strength_equals_diffusers
+# fails the day the two diverge (it compares this processor's run with diffusers' own, bit for bit).
 class FocusCrossAttnProcessor:
     """diffusers' AttnProcessor2_0, step for step, with FoI's hooks on chunk 0."""
 
