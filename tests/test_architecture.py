@@ -13,4 +13,4 @@ def test_import_contracts_hold():
     done = subprocess.run([command, "--config", str(root / "pyproject.toml")], cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 kept, 0 broken" in done.stdout
+    assert "3 kept, 0 broken" in done.stdout

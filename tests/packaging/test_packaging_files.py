@@ -137,7 +137,7 @@ def test_desktop_entry_keys():
 
 def test_desktop_entry_name_is_the_one_the_app_announces():
     # Wayland matches a window to its entry by this name (QGuiApplication.setDesktopFileName).
-    app_source = (ROOT / "foi_desktop" / "app.py").read_text(encoding="utf-8")
+    app_source = (ROOT / "foi_desktop" / "look.py").read_text(encoding="utf-8")
     assert f'setDesktopFileName("{DESKTOP.stem}")' in app_source
 
 
