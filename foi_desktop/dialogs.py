@@ -30,6 +30,21 @@ def show_error(parent, title: str, error) -> None:
     QMessageBox.warning(parent, title, text or title)
 
 
+# What each run setting means, in plain words (the dialog's tooltips).
+RUN_SETTING_HELP = {
+    "steps": "How many small steps the picture is made in. More is finer and slower; 20–30 is often enough.",
+    "strength": "How much of the photo is re-imagined: 1 starts from noise, lower keeps more of the photo. "
+                "Steps × strength steps actually run.",
+    "image_guidance": "s_I — how closely the result sticks to your photo. Higher keeps more of it; "
+                      "lower lets the instruction change more.",
+    "text_guidance": "s_T — how strongly the result follows the instruction's words. Higher follows them more "
+                     "literally, sometimes at the cost of a natural look.",
+    "gamma": "γ — how sharply a found region's edge is drawn: each step squares the attention map, "
+             "so higher gives tighter, crisper regions.",
+    "resolution": "The size, in pixels, of the longer side the model works at. Larger is finer and much slower.",
+}
+
+
 class SettingsDialog(QDialog):
     """preferences: the user's own choices; current: what a run uses now, shown when given (the
     model of --model, the document's run settings with the model's own). `changes()` is what
@@ -138,7 +153,8 @@ class SettingsDialog(QDialog):
     def _lock_model_settings(self, asked: dict) -> None:
         for name, box in self._run_boxes().items():
             box.setEnabled(name not in asked)
-            box.setToolTip(f"Set by the chosen model (its {SETTINGS_FILE})" if name in asked else "")
+            told = f"\n\nSet by the chosen model (its {SETTINGS_FILE})." if name in asked else ""
+            box.setToolTip(RUN_SETTING_HELP[name] + told)
 
     def _model_changed(self) -> None:
         """Show what a run with that model will use: its own settings, else the user's."""

@@ -34,3 +34,13 @@ def test_the_settings_dialog_offers_automatic_threads(qtbot):
     dialog.threads.setValue(2)
     dialog.apply_to(prefs)
     assert prefs.threads == 2
+
+
+def test_every_run_setting_explains_itself(qtbot):
+    from foi_desktop.dialogs import RUN_SETTING_HELP, SettingsDialog
+    from foi_desktop.preferences import Preferences
+
+    dialog = SettingsDialog(Preferences(model="tiny-random"))
+    qtbot.addWidget(dialog)
+    for name, box in dialog._run_boxes().items():
+        assert box.toolTip().startswith(RUN_SETTING_HELP[name]) and len(RUN_SETTING_HELP[name]) > 40
