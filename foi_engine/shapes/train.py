@@ -25,7 +25,8 @@ exponential moving average of the UNet and text encoder is what is exported.
 Every --check-every steps a quick held-out slice (scenes the evaluation never reads)
 measures binding: the keyword's mask IoU and whether it lies on the named shape; in the
 ip2p stage also whether plain InstructPix2Pix lands the asked colour. Lines go to
---work/log.jsonl. The finished model is saved in diffusers format (safetensors) to --out."""
+--work/log.jsonl; the averaged weights of the ip2p check that scores best (IoU + lands) are the
+ones exported. The finished model is saved in diffusers format (safetensors) to --out."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ from PIL import Image
 from ..atomic import atomic_write
 from ..catalog import SETTINGS_FILE
 from ..engine import FoiEngine
-from .data import caption, make_example
+from .data import TEMPLATES, caption, make_example
 from .evaluate import instructions_of, iou, lands, own_shape, settings, upsample
 from .model import build_models, build_tokenizer, start_as_pooling
 
@@ -109,23 +110,30 @@ def measure_scale(vae, count: int = 256) -> float:
     return float(1.0 / latents.std())
 
 
+def describe(count: int, seed: int) -> dict:
+    """The instructions and captions of the first `count` training examples; kept beside
+    the latents with the templates they came from, so new templates redo only the words."""
+    texts, captions = [], []
+    for i in range(count):
+        example = make_example(TRAIN_OFFSET + i)
+        rng = np.random.default_rng([seed, i])
+        texts.append(example.text)
+        captions.append((caption(example.source, example.shapes, rng), caption(example.edited, example.shapes, rng)))
+    return {"texts": texts, "captions": captions, "templates": TEMPLATES}
+
+
 @torch.no_grad()
 def encode_dataset(vae, count: int, seed: int, chunk: int = 256) -> dict:
     """Unscaled latents of `count` training examples, their instructions and captions."""
     from tqdm.auto import tqdm
 
-    sources, edited, texts, captions = [], [], [], []
+    sources, edited = [], []
     for start in tqdm(range(0, count, chunk), desc="Latents", mininterval=10):
         examples = [make_example(TRAIN_OFFSET + i) for i in range(start, min(count, start + chunk))]
         latents = vae.encode(to_pixels([e.source for e in examples] + [e.edited for e in examples])).latent_dist.mode()
         sources.append(latents[: len(examples)].clone())
         edited.append(latents[len(examples):].clone())
-        for offset, e in enumerate(examples):
-            rng = np.random.default_rng([seed, start + offset])
-            texts.append(e.text)
-            captions.append((caption(e.source, e.shapes, rng), caption(e.edited, e.shapes, rng)))
-    return {"count": count, "source": torch.cat(sources), "edited": torch.cat(edited), "texts": texts,
-            "captions": captions}
+    return {"count": count, "source": torch.cat(sources), "edited": torch.cat(edited), **describe(count, seed)}
 
 
 def velocity(target: torch.Tensor, noise: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -204,13 +212,19 @@ def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, coun
         mask = upsample(found.masks[0])
         ious.append(iou(mask, edit.mask))
         owns.append(own_shape(mask, example, edit.target))
-        if edits and seed < count // 2:
+        if edits:
             result = engine.edit(source, instructions_of(example), settings(False, steps=20), seed=seed)
             landed.append(lands(np.asarray(result.image), edit.mask, edit.colour))
     report = {"iou": float(np.mean(ious)), "own_shape": float(np.mean(owns))}
     if landed:
         report["plain_lands_multi_shape"] = float(np.mean(landed))
     return report
+
+
+def score(check: dict) -> float:
+    """What the best snapshot is chosen by: the keyword mask's IoU plus plain
+    InstructPix2Pix's landing rate, on the quick-check slice (never the evaluation's scenes)."""
+    return check["iou"] + check.get("plain_lands_multi_shape", 0.0)
 
 
 def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
@@ -258,7 +272,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--check-every", type=int, default=500, help="quick held-out binding check (0: never)")
+    parser.add_argument("--check-every", type=int, default=250, help="quick held-out binding check (0: never)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--export-only", action="store_true", help="save the latest checkpoint as the model")
@@ -279,6 +293,7 @@ def main(argv=None) -> None:
     unet_opt = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint, cache, log = args.work / "checkpoint.pt", args.work / "latents.pt", args.work / "log.jsonl"
+    best = args.work / "best.pt"
     state = {"steps": dict.fromkeys(STAGES, 0), "seconds": 0.0, "ema_updates": 0}
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
@@ -327,6 +342,9 @@ def main(argv=None) -> None:
         if data is None or data["count"] != args.examples:
             data = encode_dataset(vae, args.examples, args.seed)
             save_atomic(data, cache)
+        elif data.get("templates") != TEMPLATES:
+            data.update(describe(args.examples, args.seed))
+            save_atomic(data, cache)
         parts = (unet, text_encoder, tokenizer, alphas)
         scale = vae.config.scaling_factor
         unet.train()
@@ -355,9 +373,19 @@ def main(argv=None) -> None:
                 if (step + 1) % args.save_every == 0 or step + 1 == steps:
                     save()
                 if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == steps):
-                    note(stage=stage, step=step + 1, loss=round(loss.item(), 4),
-                         **quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage == "ip2p"))
+                    found = quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage == "ip2p")
+                    note(stage=stage, step=step + 1, loss=round(loss.item(), 4), **found)
+                    if stage == "ip2p" and score(found) > state.get("best", {}).get("score", -1.0):
+                        # Binding and editing can peak before the end: keep the best averaged weights.
+                        save_atomic({"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict()}, best)
+                        state["best"] = {"step": step + 1, "score": score(found)}
+                        save()
         print(f"Trained in {state['seconds'] / 60:.1f} min ({state['steps']}, batch {args.batch}).")
+    if best.exists() and "best" in state:
+        chosen = torch.load(best, weights_only=True)
+        ema_unet.load_state_dict(chosen["ema_unet"])
+        ema_text.load_state_dict(chosen["ema_text"])
+        print(f"Exporting the weights of InstructPix2Pix step {state['best']['step']} (quick check {state['best']['score']:.2f})")
     export(vae, ema_unet, ema_text, tokenizer, scheduler, args.out)
     print(f"Saved the model to {args.out}")
 
