@@ -51,7 +51,7 @@ def child(model: str, config: str, budget: float) -> None:
 
     size, steps = MODELS[model]
     if model == "shapes":
-        engine = FoiEngine.load("shapes", device="cpu")
+        engine = FoiEngine.from_pretrained("shapes", device="cpu")
     else:
         from sd15 import sd15_ip2p_pipeline
 

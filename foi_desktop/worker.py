@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from foi_engine import Cancelled, FoiError, ModelError, OutOfMemoryError, threads
+from foi_engine import Cancelled, FoiError, ModelError, threads
+from foi_engine.errors import as_foi_error
 
+log = logging.getLogger(__name__)
 # A live preview at most this often: decoding and painting it costs the UI a few ms.
 PREVIEW_INTERVAL_S = 0.25
 
@@ -52,16 +55,7 @@ class _Request:
 def _load_engine(choice: ModelChoice, progress):
     from foi_engine import FoiEngine
 
-    return FoiEngine.load(choice.model, device=choice.device, precision=choice.precision, progress=progress)
-
-
-def _readable(error: BaseException) -> Exception:
-    """Errors keep their photographer-facing text; anything unexpected gets one too."""
-    if isinstance(error, FoiError):
-        return error
-    if isinstance(error, MemoryError):
-        return OutOfMemoryError("The computer ran out of memory: close other programs or lower the resolution.")
-    return RuntimeError(f"Something went wrong inside the engine ({type(error).__name__}: {error}).")
+    return FoiEngine.from_pretrained(choice.model, device=choice.device, precision=choice.precision, progress=progress)
 
 
 class EngineWorker(QObject):
@@ -106,7 +100,9 @@ class EngineWorker(QObject):
         except Cancelled:
             self.cancelled.emit(request.id)
         except BaseException as error:  # noqa: BLE001 - the thread must survive anything the model does
-            self.failed.emit(request.id, _readable(error))
+            if not isinstance(error, FoiError):
+                log.error("The engine failed", exc_info=error)  # the message says the log has the details
+            self.failed.emit(request.id, as_foi_error(error))
 
     def _ensure_engine(self, request: _Request):
         if self._engine is None:

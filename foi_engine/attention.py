@@ -1,11 +1,13 @@
 """Cross-condition attention modulation (paper §4.2, eqs. 3–7) as a diffusers
 attention processor, installed on the UNet's cross-attention layers only.
 
-One `FocusControl` per engine tells every processor what this UNet call does:
-"stock" (plain SDPA, exactly diffusers' AttnProcessor2_0), "record" (also keep chunk 0's
-queries and keys for grounding) or "modulate" (chunk 0's attention becomes eq. 3)."""
+One `FocusControl` per engine tells every processor what this UNet call does (a RunMode):
+STOCK (plain SDPA, exactly diffusers' AttnProcessor2_0), RECORD (also keep chunk 0's
+queries and keys for grounding) or MODULATE (chunk 0's attention becomes eq. 3)."""
 
 from __future__ import annotations
+
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +32,19 @@ def modulated_attention(query, key, value, scale, alpha_xi, inside, outside, att
     return torch.matmul(probabilities.to(value.dtype), value[:1])
 
 
+class RunMode(Enum):
+    """What the cross-attention processors do during one UNet call."""
+
+    STOCK = "stock"
+    RECORD = "record"
+    MODULATE = "modulate"
+
+
 class FocusControl:
     """What the cross-attention processors do during the current UNet call."""
 
     def __init__(self):
-        self.mode = "stock"
+        self.mode = RunMode.STOCK
         self.recorded: list[tuple[torch.Tensor, torch.Tensor, float]] = []
         self.alpha_xi: torch.Tensor | None = None
         self._token_masks = None
@@ -47,13 +57,13 @@ class FocusControl:
             alpha[span.start : span.stop] = strength
         self._alpha = alpha.to(device)
 
-    def set_step(self, mode: str, xi: float = 0.0):
+    def set_step(self, mode: RunMode, xi: float = 0.0):
         self.mode = mode
-        if mode == "modulate":
+        if mode is RunMode.MODULATE:
             self.alpha_xi = self._alpha * xi
 
     def end_run(self):
-        self.mode, self.recorded, self.alpha_xi, self._token_masks = "stock", [], None, None
+        self.mode, self.recorded, self.alpha_xi, self._token_masks = RunMode.STOCK, [], None, None
 
     def modulate(self, query, key, value, scale, attention_mask):
         inside, outside = self._token_masks.at(query.shape[-2])
@@ -129,12 +139,12 @@ class FocusCrossAttnProcessor:
             key = attn.norm_k(key)
 
         control = self.control
-        if control.mode == "record":
+        if control.mode is RunMode.RECORD:
             control.recorded.append((query[:1], key[:1], attn.scale))
         hidden_states = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
         )
-        if control.mode == "modulate":
+        if control.mode is RunMode.MODULATE:
             chunk0 = control.modulate(query, key, value, attn.scale, attention_mask)
             hidden_states = torch.cat([chunk0, hidden_states[1:]])
 

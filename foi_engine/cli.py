@@ -13,10 +13,12 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from . import threads
+from .process import end_process
 from .catalog import DEFAULT_MODEL, TINY_RANDOM, model_settings
-from .errors import FoiError
+from .errors import Cancelled, FoiError, report
 from .evaluation.cli import add_parser as add_eval_parsers
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -169,7 +171,7 @@ def _load_engine(args, photo, settings):
     width, height = WorkingFrame.for_photo(photo.size, settings.resolution).size
     print(f"The photo is {photo.width}×{photo.height} pixels; the model works on {width}×{height}.", file=sys.stderr)
     print(f"Loading the model {args.model}…", file=sys.stderr)
-    return FoiEngine.load(args.model, device=args.device, precision=args.precision,
+    return FoiEngine.from_pretrained(args.model, device=args.device, precision=args.precision,
                           progress=_download_progress())
 
 
@@ -327,18 +329,21 @@ def main(argv=None) -> int:
         return args.run(args)
     except UsageError as error:
         parser.exit(2, f"foi: {error}\n")
-    except FoiError as error:
-        print(f"foi: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:  # Ctrl+C or SIGTERM: files being written are left as they were
         print("foi: stopped.", file=sys.stderr)
-        return 130
-    except OSError as error:
-        print(f"foi: could not write or read a file: {error}", file=sys.stderr)
-        return 1
+        return Cancelled.exit_code
+    except (FoiError, OSError, MemoryError) as error:
+        shown = report(error)
+        print(f"foi: {shown.message}", file=sys.stderr)
+        return shown.exit_code
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
+def console() -> NoReturn:
+    """The `foi` command: main(), then exit without the interpreter's teardown (process.py)."""
+    end_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

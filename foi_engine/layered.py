@@ -62,8 +62,10 @@ PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30
 PNG_LEVEL = 3
 
 
-class ExportError(FoiError, ValueError):
+class ExportError(FoiError):
     """An export cannot be written (unknown kind, unwritable place); the message says why."""
+
+    title = "Could not export"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 def tiny_engine():
     from foi_engine import FoiEngine
 
-    return FoiEngine.load("tiny-random", device="cpu")
+    return FoiEngine.from_pretrained("tiny-random", device="cpu")
 
 
 @pytest.fixture(scope="session")

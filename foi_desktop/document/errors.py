@@ -5,3 +5,5 @@ from foi_engine import FoiError
 
 class ProjectError(FoiError):
     """A project file cannot be read or written (damaged, hostile, from a newer version)."""
+
+    title = "Cannot use this project"

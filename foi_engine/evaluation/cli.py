@@ -122,7 +122,7 @@ def run(args) -> int:
         def load_engine(model, dev):
             from ..engine import FoiEngine
 
-            return FoiEngine.load(model, device=dev)
+            return FoiEngine.from_pretrained(model, device=dev)
 
         summary = runner.evaluate(items, methods, base, out, settings, seed=args.seed, load_models=load_models,
                                   load_engine=load_engine, shard=shard, device=args.device or device,

@@ -34,6 +34,8 @@ MAX_MANIFEST_BYTES = 256 * 1024**2  # PIE-Bench's 700 edits take under 1 MB
 class ManifestError(FoiError):
     """The manifest cannot be read or an entry is malformed."""
 
+    title = "Cannot use this list of photos"
+
 
 @dataclass(frozen=True)
 class Item:

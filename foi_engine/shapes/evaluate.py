@@ -228,7 +228,7 @@ def main(argv=None) -> None:
     threads.apply(args.threads)
     from foi_engine import FoiEngine
 
-    engine = FoiEngine.load(args.model, device="cpu")
+    engine = FoiEngine.from_pretrained(args.model, device="cpu")
     started = time.time()
     scenes = list(heldout_scenes(args.single, args.multi))
     records, shown, multi_shown = {"single": [], "multi": []}, [], []

@@ -15,7 +15,7 @@ from foi_engine import EditSettings, FoiEngine  # noqa: E402
 
 @pytest.fixture(scope="module")
 def engine():
-    return FoiEngine.load("tiny-random")
+    return FoiEngine.from_pretrained("tiny-random")
 
 
 def test_find_regions_paint_edit_export(engine, tmp_path):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import torch
 
-from foi_engine.attention import FocusControl, TokenMasks, modulated_attention
+from foi_engine.attention import FocusControl, RunMode, TokenMasks, modulated_attention
 from foi_engine.grounding import choose_factor, grounding_maps, layer_shape, refine
 from foi_engine.guidance import guide
 
@@ -147,7 +147,7 @@ def test_token_masks_per_layer():
 def test_alpha_only_on_sub_instruction_tokens():
     control = FocusControl()
     control.start_run([torch.ones(2, 2)] * 2, [range(1, 3), range(3, 5)], [2.0, 30.0], 8, (4, 4), "union", "cpu")
-    control.set_step("modulate", xi=0.5)
+    control.set_step(RunMode.MODULATE, xi=0.5)
     assert control.alpha_xi.tolist() == [0.0, 1.0, 1.0, 15.0, 15.0, 0.0, 0.0, 0.0]
 
 

@@ -74,15 +74,15 @@ def test_hub_model_offline_says_what_to_do(monkeypatch, tmp_path):
 
 def test_unknown_device_is_refused():
     with pytest.raises(ModelError, match="not a device"):
-        FoiEngine.load("tiny-random", device="toaster")
+        FoiEngine.from_pretrained("tiny-random", device="toaster")
     with pytest.raises(ModelError, match="No CUDA"):
-        FoiEngine.load("tiny-random", device="cuda")
+        FoiEngine.from_pretrained("tiny-random", device="cuda")
 
 
 def test_precision_is_chosen_by_name():
     import torch
 
-    assert FoiEngine.load("tiny-random", device="cpu").pipe.unet.dtype == torch.float32  # auto on a CPU
-    assert FoiEngine.load("tiny-random", device="cpu", precision="float16").pipe.unet.dtype == torch.float16
+    assert FoiEngine.from_pretrained("tiny-random", device="cpu").pipe.unet.dtype == torch.float32  # auto on a CPU
+    assert FoiEngine.from_pretrained("tiny-random", device="cpu", precision="float16").pipe.unet.dtype == torch.float16
     with pytest.raises(SettingsError, match="not one of auto, float32, float16"):
-        FoiEngine.load("tiny-random", device="cpu", precision="half")
+        FoiEngine.from_pretrained("tiny-random", device="cpu", precision="half")

@@ -74,7 +74,7 @@ def test_first_step_is_never_modulated(sharp_engine, photo):
     original = control.set_step
 
     def spy(mode, xi=0.0):
-        modes.append(mode)
+        modes.append(mode.value)
         original(mode, xi)
 
     control.set_step = spy

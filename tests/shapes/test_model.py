@@ -35,7 +35,7 @@ def instructions(example):
 
 @pytest.fixture(scope="module")
 def engine():
-    return FoiEngine.load("shapes", device="cpu")
+    return FoiEngine.from_pretrained("shapes", device="cpu")
 
 
 def run_both(engine, example, seed):
