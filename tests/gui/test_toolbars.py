@@ -132,3 +132,32 @@ def test_the_options_bar_shows_the_active_tools_settings(make_window, qtbot, pho
     assert (window.canvas.brush_diameter, window.canvas.brush_hardness) == (12, pytest.approx(0.3))
     qtbot.keyClick(window.canvas, "b")  # off again
     assert options.tool_label.text() == "No tool" and window.size_box not in _options_shown(window)
+
+
+def test_no_settings_label_is_cut_off_and_the_dialog_fits_a_small_screen(make_window):
+    from PySide6.QtWidgets import QFormLayout
+
+    from foi_desktop.dialogs import SettingsDialog
+
+    window = make_window()
+    dialog = SettingsDialog(window.preferences, window)
+    dialog.show()
+    QApplication.processEvents()
+    assert dialog.width() <= 1024 and dialog.height() <= 700
+    dialog.error_label.setText("Image guidance must be between 0 and 20; you gave 25, which is too much. " * 3)
+    QApplication.processEvents()
+    labels = [label for label in dialog.findChildren(QLabel) if label.isVisible() and label.text()]
+    assert len(labels) >= 12
+    for label in labels:
+        if label.wordWrap():
+            assert label.heightForWidth(label.width()) <= label.height(), label.text()
+        else:
+            assert label.sizeHint().width() <= label.width(), label.text()
+    # Room between each label and its box: a last letter at the box's border looks cut off.
+    form = dialog.findChild(QFormLayout)
+    room = 1.5 * dialog.fontMetrics().averageCharWidth()
+    for row in range(form.rowCount()):
+        label = form.itemAt(row, QFormLayout.ItemRole.LabelRole).widget()
+        field = form.itemAt(row, QFormLayout.ItemRole.FieldRole).geometry()
+        assert field.left() - (label.x() + label.sizeHint().width()) >= room, label.text()
+    dialog.close()
