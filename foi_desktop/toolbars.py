@@ -53,8 +53,10 @@ def _tinted(renderer: QSvgRenderer, px: int, colour: str) -> QPixmap:
 def tooltip(text: str, shortcuts: list[QKeySequence], tip: str | None) -> str:
     """A button's tooltip: its name and keys first (the button may show only an icon), then
     what it does."""
-    keys = " or ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in shortcuts)
-    head = f"<b>{html.escape(text.rstrip('…'), quote=False)}</b>" + (f" ({html.escape(keys, quote=False)})" if keys else "")
+    name = html.escape(text.rstrip("…"), quote=False)
+    keys = html.escape(" or ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in shortcuts),
+                       quote=False)
+    head = f"<b>{name}</b> ({keys})" if keys else f"<b>{name}</b>"
     return f"{head}<br>{html.escape(tip, quote=False)}" if tip else head
 
 
