@@ -20,7 +20,7 @@ from .canvas import BRUSHES, MAX_BRUSH
 
 ICON_PX = 24  # the SVGs' grid: 2-unit strokes on whole units land on whole pixels
 # The style sheet's text colours (resources/style.qss): normal and disabled.
-ICON_TINTS = ((QIcon.Mode.Normal, "#e6e6e6"), (QIcon.Mode.Disabled, "#6b6e74"))
+ICON_TINTS = ((QIcon.Mode.Normal, "#e6e6e6"), (QIcon.Mode.Disabled, "#7a7d83"))
 SELECTION_HINT = "Shift: add · Alt: subtract"  # Krita's keys, Photoshop's names for the modes
 NO_TOOL_HINT = "Choose a mask tool to paint or select"
 
