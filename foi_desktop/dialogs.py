@@ -97,6 +97,8 @@ class SettingsDialog(QDialog):
         seed_row.addWidget(self.seed)
 
         form = QFormLayout()
+        # Room between a label and its box: a last letter against the box's border reads as cut off.
+        form.setHorizontalSpacing(2 * self.fontMetrics().averageCharWidth())
         form.addRow("Model", model_row)
         form.addRow("Device", self.device_box)
         form.addRow("Precision", self.precision_box)

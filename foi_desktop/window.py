@@ -17,14 +17,14 @@ import time
 from PIL import Image
 from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QProgressDialog, QSpinBox, QToolBar)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QProgressDialog, QSpinBox)
 
 from foi_engine import Cancelled, EditSettings, FoiError, ModelError, OutOfMemoryError
 from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
-from . import assets
-from .canvas import MAX_BRUSH, CanvasView
+from . import assets, toolbars
+from .canvas import CanvasView
 from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, show_error
 from .document import Document, RecoveryStore, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
@@ -139,8 +139,8 @@ class MainWindow(QMainWindow):
         action = QAction(text, self, checkable=checkable)
         if shortcut:
             action.setShortcuts([QKeySequence(s) for s in (shortcut if isinstance(shortcut, list) else [shortcut])])
+        action.setToolTip(toolbars.tooltip(text, action.shortcuts(), tip))
         if tip:
-            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
             action.setStatusTip(tip)
         if slot:
             action.triggered.connect(slot)
@@ -212,59 +212,28 @@ class MainWindow(QMainWindow):
         self.about_action = a("About FoI Studio", self.about)
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Tools", objectName="tools", movable=False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        bar.actionTriggered.connect(self._focus_canvas)
-        self.addToolBar(bar)
-        bar.addAction(self.open_action)
-        bar.addSeparator()
-        bar.addAction(self.find_action)
-        bar.addAction(self.edit_action)
+        self.variations_box = toolbars.option_box(QSpinBox, minimum=2, maximum=16, value=4, prefix="× ",
+                                                  toolTip="How many variations Edit Variations makes")
+        bar = toolbars.main_toolbar((
+            (("open", self.open_action), ("save", self.save_action), ("export", self.export_action)),
+            (("find-regions", self.find_action), ("edit", self.edit_action), ("variations", self.variations_action),
+             self.variations_box, ("compare-plain", self.compare_plain_action), ("cancel", self.cancel_action)),
+            tuple(self.tool_actions.items()),  # each tool's icon is named after it
+            (("masks", self.masks_action), ("compare", self.compare_action), ("original", self.original_action)),
+        ), labelled=(self.find_action, self.edit_action))
         bar.widgetForAction(self.edit_action).setObjectName("primary")
-        bar.addAction(self.variations_action)
-        self.variations_box = QSpinBox(minimum=2, maximum=16, value=4, prefix="× ",
-                                       toolTip="How many variations Edit Variations makes")
-        bar.addWidget(self.variations_box)
-        bar.addAction(self.compare_plain_action)
-        bar.addAction(self.cancel_action)
-        bar.addSeparator()
-        bar.addAction(self.brush_action)
-        bar.addAction(self.eraser_action)
-        bar.addWidget(QLabel("Size"))
-        self.size_box = QSpinBox(minimum=1, maximum=MAX_BRUSH, value=40, suffix=" px",
-                                 toolTip="Brush diameter, in photo pixels ([ and ])")
-        self.size_box.valueChanged.connect(lambda v: self.canvas.set_brush(diameter=v))
-        bar.addWidget(self.size_box)
-        bar.addWidget(QLabel("Hardness"))
-        self.hardness_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.1, value=0.8,
-                                           toolTip="1 = hard edge, 0 = soft")
-        self.hardness_box.valueChanged.connect(lambda v: self.canvas.set_brush(hardness=v))
-        bar.addWidget(self.hardness_box)
-        bar.addSeparator()
-        for tool, *_ in SELECTION_TOOLS:
-            bar.addAction(self.tool_actions[tool])
-        bar.addWidget(QLabel("Tolerance"))
-        self.tolerance_box = QSpinBox(minimum=0, maximum=255, value=self.canvas.wand_tolerance,
-                                      toolTip="How far a colour may be from the one clicked for the Magic Wand "
-                                              "to take it: 0 = only that colour, 255 = every colour")
-        self.tolerance_box.valueChanged.connect(lambda v: setattr(self.canvas, "wand_tolerance", v))
-        bar.addWidget(self.tolerance_box)
-        bar.addSeparator()
-        for action in (self.invert_action, self.clear_action, self.grow_action, self.shrink_action,
-                       self.feather_action):
-            bar.addAction(action)
-        bar.addWidget(QLabel("by"))
-        self.edge_box = QSpinBox(minimum=1, maximum=500, value=8, suffix=" px",
-                                 toolTip="How far Grow, Shrink and Feather reach")
-        bar.addWidget(self.edge_box)
-        for box in (self.variations_box, self.size_box, self.hardness_box, self.tolerance_box, self.edge_box):
-            # Only a click puts the cursor in a box: focus leaving a disabled button never lands
-            # here, where 1 (100 %) would type a brush size.
-            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        bar.addSeparator()
-        bar.addAction(self.masks_action)
-        bar.addAction(self.compare_action)
-        bar.addAction(self.export_action)
+        options = toolbars.ToolOptionsBar([self.invert_action, self.clear_action, self.grow_action,
+                                           self.shrink_action, self.feather_action], self.canvas.wand_tolerance)
+        options.follow(self.tool_actions)
+        options.brushChanged.connect(self.canvas.set_brush)
+        options.toleranceChanged.connect(lambda value: setattr(self.canvas, "wand_tolerance", value))
+        self.size_box, self.hardness_box = options.size_box, options.hardness_box
+        self.tolerance_box, self.edge_box = options.tolerance_box, options.edge_box
+        self.addToolBar(bar)
+        self.addToolBarBreak()  # the options go under the tools, as in Krita and Photoshop
+        self.addToolBar(options)
+        for toolbar in (bar, options):
+            toolbar.actionTriggered.connect(self._focus_canvas)
         self.canvas.set_brush(diameter=self.size_box.value(), hardness=self.hardness_box.value())
 
     def _build_menus(self) -> None:

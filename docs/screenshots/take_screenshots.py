@@ -2,9 +2,10 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" python3 docs/screenshots/take_screenshots.py [tiny] [shapes]
 
-"tiny" (01–09) uses the tiny random-weight model, so the "results" are noise by design; the
-UI around them is what these pictures show. "shapes" (10) runs the bundled shapes model on
-its generated sample scene. Both by default."""
+"tiny" (01–09 at 1600 × 1000, then a few again at 1024 × 700, named *-1024.png) uses the tiny
+random-weight model, so the "results" are noise by design; the UI around them is what these
+pictures show. "shapes" (10) runs the bundled shapes model on its generated sample scene. Both
+by default."""
 
 import asyncio
 import os
@@ -31,13 +32,15 @@ def main(parts) -> None:
     def settle(seconds=0.4):
         loop.run_until_complete(asyncio.sleep(seconds))
 
-    def shot(name):
+    def shot(name, width=-1, height=-1):
+        """The screen, or its top-left width × height (where a smaller window sits)."""
         settle()
-        app.primaryScreen().grabWindow(0).save(os.path.join(HERE, name))
+        app.primaryScreen().grabWindow(0, 0, 0, width, height).save(os.path.join(HERE, name))
         print("wrote", name)
 
     if "tiny" in parts:
         tiny_flow(app, loop, settle, shot)
+        small_screen_flow(settle, shot)
     if "shapes" in parts:
         shapes_flow(loop, shot)
 
@@ -137,6 +140,51 @@ def tiny_flow(app, loop, settle, shot) -> None:
     window._show_model_state()
     QTimer.singleShot(2500, grab_and_close)
     loop.run_until_complete(window.start_find_regions())
+
+    window.doc.modified = False
+    window.close()
+    QApplication.processEvents()
+
+
+def small_screen_flow(settle, shot) -> None:
+    """The same window at 1024 × 700, a small laptop's screen: every tool on the bars, the
+    tool options, and Settings, with nothing cut off or behind an overflow arrow."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QCursor
+    from PySide6.QtWidgets import QApplication, QToolBar, QToolTip
+
+    from foi_desktop.dialogs import SettingsDialog
+    from foi_desktop.preferences import Preferences
+    from foi_desktop.window import MainWindow
+
+    small = (1024, 700)
+    window = MainWindow(Preferences(model="tiny-random", fixed_seed=True, seed=3))
+    window.setGeometry(0, 0, *small)
+    window.show()
+    window.open_sample()
+    shot("01-start-sample-1024.png", *small)
+
+    canvas = window.canvas
+    window.panel.select(window.doc.layers[1].id)
+    window.set_tool("brush")
+    window.size_box.setValue(56)
+    canvas.paint_stroke([(40, 330), (120, 360), (220, 380), (320, 385)])
+    button = window.findChild(QToolBar, "tools").widgetForAction(window.brush_action)
+    QCursor.setPos(button.mapToGlobal(button.rect().center()))
+    settle()
+    QToolTip.showText(button.mapToGlobal(QPoint(0, button.height() + 4)), window.brush_action.toolTip(), button)
+    shot("03-brush-options-1024.png", *small)
+    QToolTip.hideText()
+
+    window.set_tool("wand")
+    QCursor.setPos(canvas.mapToGlobal(canvas.mapFromScene(QPointF(300, 250))))
+    shot("03-magic-wand-options-1024.png", *small)
+
+    settings = SettingsDialog(window.preferences, window)
+    settings.show()
+    settings.move(window.geometry().center() - settings.rect().center())
+    shot("08-settings-1024.png", *small)
+    settings.close()
 
     window.doc.modified = False
     window.close()

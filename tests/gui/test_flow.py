@@ -249,9 +249,13 @@ def test_keys_go_back_to_the_canvas_after_strip_and_toolbar_clicks(window, qtbot
     assert window.doc.results == [] and QApplication.focusWidget() is window.canvas
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_1)
     assert window.canvas.zoom == 1.0 and window.size_box.value() == 40, "1 typed into the brush size"
-    # A box the user clicked gives the keys back once a toolbar button is used.
-    qtbot.mouseClick(window.size_box, Qt.MouseButton.LeftButton)
-    assert QApplication.focusWidget() is window.size_box
-    toolbar = window.findChild(QToolBar, "tools")
-    qtbot.mouseClick(toolbar.widgetForAction(window.brush_action), Qt.MouseButton.LeftButton)
-    assert window.canvas.tool == "brush" and QApplication.focusWidget() is window.canvas
+    # A box the user clicked gives the keys back once a button of either tool bar is used.
+    window.set_tool("eraser")  # its options show the brush size
+    QApplication.processEvents()
+    for bar, action in (("tools", window.brush_action), ("toolOptions", window.invert_action)):
+        qtbot.mouseClick(window.size_box, Qt.MouseButton.LeftButton)
+        assert QApplication.focusWidget() is window.size_box
+        toolbar = window.findChild(QToolBar, bar)
+        qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
+        assert QApplication.focusWidget() is window.canvas, action.text()
+    assert window.canvas.tool == "brush" and window.doc.undo_text == "Invert mask"
