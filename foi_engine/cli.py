@@ -264,7 +264,7 @@ def _write_result(args, photo, result) -> None:
     import numpy as np
 
     from . import layered
-    from .photo import prepare_photo
+    from .photo import PhotoMetadata, prepare_photo
 
     kind = args.output.suffix.lower().lstrip(".")
     if kind not in ("ora", "psd") and not args.full_resolution:
@@ -273,7 +273,7 @@ def _write_result(args, photo, result) -> None:
     if result.masks is None:  # focus off: every instruction acted on the whole image
         whole = np.ones(result.frame.size[::-1], dtype=np.float32)
         result = dataclasses.replace(result, masks=[whole] * len(result.instructions))
-    edit = layered.edit_from_result(prepare_photo(photo), result, result.model_name)
+    edit = layered.edit_from_result(prepare_photo(photo), result, result.model_name, source=PhotoMetadata.of(photo))
     layered.write_layered(args.output, kind if kind in ("ora", "psd") else "full", edit)
 
 
