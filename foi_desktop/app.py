@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="foi-desktop",
         description="FoI Studio: edit a photo with plain-language instructions, each applied only where it "
                     "belongs. With no photo, a sample opens with two example instructions.")
-    parser.add_argument("photo", nargs="?", help="a photo (JPEG, PNG, TIFF, WebP) or a .foi project to open")
+    parser.add_argument("photo", nargs="?", help="a photo (JPEG, HEIC, PNG, TIFF, WebP) or a .foi project to open")
     parser.add_argument("--model", help='hub id, local model folder, or "tiny-random" (random weights, no download;'
                                         " for trying the app)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")

@@ -36,7 +36,7 @@ from .worker import EngineClient, ModelChoice
 
 log = logging.getLogger("foi_desktop")
 
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic);;FoI projects (*.foi);;All files (*)"
+PHOTO_FILTER = "Photos (*.jpg *.jpeg *.heic *.heif *.png *.tif *.tiff *.webp *.bmp);;FoI projects (*.foi);;All files (*)"
 PROJECT_SUFFIX = ".foi"
 AUTOSAVE_MS = 120_000
 BRUSH_STEP = 1.25  # [ and ] scale the brush by this much

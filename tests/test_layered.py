@@ -326,3 +326,33 @@ def test_layer_names_with_control_characters_still_make_valid_xml(tmp_path):
     with zipfile.ZipFile(tmp_path / "x.ora") as archive:
         names = [layer.get("name") for layer in ET.fromstring(archive.read("stack.xml")).iter("layer")]
     assert "make  the sky  red" in names
+
+
+def _source(exif_text="A. Photographer"):
+    from PIL import ExifTags, ImageCms
+
+    from foi_engine.photo import PhotoMetadata
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Artist] = exif_text
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return PhotoMetadata("JPEG", exif.tobytes(), icc)
+
+
+@pytest.mark.parametrize("name", ["full.png", "full.jpg", "full.tif", "full.webp"])
+def test_the_full_export_carries_the_photos_exif_and_colour_profile(tmp_path, name):
+    source = _source()
+    write_layered(tmp_path / name, "full", dataclasses.replace(_edit(), source=source))
+    with Image.open(tmp_path / name) as image:
+        assert image.info["icc_profile"] == source.icc_profile
+        assert image.getexif()[315] == "A. Photographer"  # Artist
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_of_it_not_the_export(tmp_path):
+    """A HEIC may carry more EXIF than one JPEG segment holds (64 KB)."""
+    edit = dataclasses.replace(_edit(), source=_source("x" * 70_000))
+    write_layered(tmp_path / "long.jpg", "full", edit)
+    write_layered(tmp_path / "long.png", "full", edit)
+    with Image.open(tmp_path / "long.jpg") as jpeg, Image.open(tmp_path / "long.png") as png:
+        assert 315 not in jpeg.getexif() and jpeg.info["icc_profile"] == edit.source.icc_profile
+        assert len(png.getexif()[315]) == 70_000

@@ -142,6 +142,16 @@ def test_layered_and_full_resolution_outputs(capsys, tmp_path, photo_file):
     assert Image.open(tmp_path / "full.jpg").size == Image.open(photo_file).size
 
 
+def test_the_full_resolution_photo_keeps_the_photos_exif(capsys, tmp_path, photo):
+    exif = Image.Exif()
+    exif[315] = "A. Photographer"  # Artist
+    photo.save(tmp_path / "cat.jpg", quality=92, exif=exif.tobytes())
+    code, _, err = run(capsys, "edit", tmp_path / "cat.jpg", "-i", "make it winter", "--no-focus",
+                       "--full-resolution", "-o", tmp_path / "full.jpg", *FAST)
+    assert code == 0, err
+    assert Image.open(tmp_path / "full.jpg").getexif()[315] == "A. Photographer"
+
+
 def test_grounding_factor_picks_the_layer_masks_are_read_from(capsys, tmp_path, photo_file):
     """The tiny model has cross-attention at latent/1 and latent/2 (64 px → 8×8 and 4×4 cells)."""
     sizes = {}
