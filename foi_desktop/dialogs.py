@@ -207,25 +207,38 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-EXPORT_KINDS = (
-    ("ora", "OpenRaster (.ora): layers for GIMP and Krita", ".ora"),
-    ("psd", "Photoshop (.psd): layers", ".psd"),
-    ("png", "PNG of the result, plus one mask PNG per instruction", ".png"),
-    ("full", "Full-resolution photo: the result as shown (JPEG/TIFF)", ".jpg"),
-)
+EXPORT_KINDS = ("ora", "psd", "png", "full")
+FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".webp": "WebP"}
+FULL_FILTERS = {".jpg": "JPEG (*.jpg *.jpeg)", ".png": "PNG (*.png)", ".tif": "TIFF (*.tif *.tiff)",
+                ".webp": "WebP (*.webp)"}
+
+
+def _pixels(size: tuple[int, int]) -> str:
+    return f"{size[0]} × {size[1]} px"
 
 
 class ExportDialog(QDialog):
-    """Choose the kind and the file; the document writes it."""
+    """Choose the kind and the file; the document writes it. Each kind says the size it
+    writes: the result's working size for the PNG, the photo's for the full-resolution photo,
+    which takes the photo's own format (full_suffix: `Document.full_export_suffix`)."""
 
-    def __init__(self, suggested_stem: str, folder: str, parent=None):
+    def __init__(self, suggested_stem: str, folder: str, result_size: tuple[int, int], photo_size: tuple[int, int],
+                 full_suffix: str, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export")
+        self._full_suffix = full_suffix
+        labels = {
+            "ora": "OpenRaster (.ora): layers for GIMP and Krita",
+            "psd": "Photoshop (.psd): layers",
+            "png": f"Result as PNG ({_pixels(result_size)}), plus one mask PNG per instruction",
+            "full": f"Full-resolution photo ({_pixels(photo_size)}) as {FORMAT_NAMES[full_suffix]}, "
+                    "like the original: the result as shown",
+        }
         self._group = QButtonGroup(self)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Write the chosen result as:"))
-        for number, (kind, label, _suffix) in enumerate(EXPORT_KINDS):
-            button = QRadioButton(label, checked=number == 0)
+        for number, kind in enumerate(EXPORT_KINDS):
+            button = QRadioButton(labels[kind], checked=number == 0)
             self._group.addButton(button, number)
             layout.addWidget(button)
         self.path_edit = QLineEdit(os.path.join(folder, suggested_stem + ".ora"))
@@ -244,24 +257,31 @@ class ExportDialog(QDialog):
 
     @property
     def kind(self) -> str:
-        return EXPORT_KINDS[self._group.checkedId()][0]
+        return EXPORT_KINDS[self._group.checkedId()]
+
+    def label(self, kind: str) -> str:
+        return self._group.button(EXPORT_KINDS.index(kind)).text()
 
     def set_kind(self, kind: str) -> None:
-        self._group.button([k for k, _l, _s in EXPORT_KINDS].index(kind)).setChecked(True)
+        self._group.button(EXPORT_KINDS.index(kind)).setChecked(True)
 
     @property
     def path(self) -> str:
         return self.path_edit.text().strip()
 
+    def _suffix(self) -> str:
+        return self._full_suffix if self.kind == "full" else f".{self.kind}"
+
     def _kind_changed(self) -> None:
-        suffix = EXPORT_KINDS[self._group.checkedId()][2]
         stem, old = os.path.splitext(self.path)
         if old.lower() in (".ora", ".psd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp") or not old:
-            self.path_edit.setText(stem + suffix)
+            self.path_edit.setText(stem + self._suffix())
 
     def _browse(self) -> None:
+        # The photo's own format first, the others after it.
+        full = [FULL_FILTERS[self._full_suffix]] + [f for s, f in FULL_FILTERS.items() if s != self._full_suffix]
         filters = {"ora": "OpenRaster (*.ora)", "psd": "Photoshop (*.psd)", "png": "PNG (*.png)",
-                   "full": "JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"}[self.kind]
+                   "full": ";;".join(full)}[self.kind]
         path, _filter = QFileDialog.getSaveFileName(self, "Export", self.path, filters)
         if path:
             self.path_edit.setText(path)

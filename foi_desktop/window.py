@@ -987,7 +987,8 @@ class MainWindow(QMainWindow):
         stem = os.path.splitext(os.path.basename(self.doc.project_path or self.doc.source_path or "edit"))[0]
         folder = os.path.dirname(self.doc.project_path or self.doc.source_path or "") or \
             QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-        dialog = ExportDialog(f"{stem}-edited", folder, self)
+        dialog = ExportDialog(f"{stem}-edited", folder, entry.frame.size, self.doc.size, self.doc.full_export_suffix,
+                              self)
         if dialog.exec() != ExportDialog.DialogCode.Accepted or not dialog.path:
             return
         self.export_to(dialog.path, entry, dialog.kind)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -277,10 +276,6 @@ def _write_result(args, photo, result) -> None:
     layered.write_layered(args.output, kind if kind in ("ora", "psd") else "full", edit)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "instruction"
-
-
 def heat_map(values):
     """A float map in [0,1] as a dark-blue → red → yellow image."""
     import numpy as np
@@ -296,7 +291,9 @@ def heat_map(values):
 
 def mask_paths(folder: Path, instructions) -> list[Path]:
     """The files write_masks writes for these instructions: each one's mask, then heat-map."""
-    return [folder / f"{i + 1}-{_slug(instruction.text)}-{suffix}.png"
+    from .layered import file_slug
+
+    return [folder / f"{i + 1}-{file_slug(instruction.text, 'instruction')}-{suffix}.png"
             for i, instruction in enumerate(instructions) for suffix in ("mask", "heatmap")]
 
 

@@ -442,14 +442,26 @@ def _png_info(metadata: dict) -> PngImagePlugin.PngInfo:
     return info
 
 
+SLUG_LENGTH = 40
+
+
+def file_slug(text: str, empty: str) -> str:
+    """An instruction as part of a file name: its words in lower-case ASCII letters and digits
+    (accents dropped: café → cafe) joined by hyphens, at most SLUG_LENGTH characters, cut
+    between words; only a first word longer than that is cut, to keep the limit. `empty` when
+    nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_LENGTH:
+        end = slug.rfind("-", 0, SLUG_LENGTH + 1)  # a hyphen just past the limit ends a whole word too
+        slug = slug[:end] if end > 0 else slug[:SLUG_LENGTH]
+    return slug or empty
+
+
 def mask_file_names(path: str | os.PathLike, edit: LayeredEdit) -> list[str]:
     """Where write_png puts each mask: beside the PNG, `<stem>.mask-<n>-<slug>.png`."""
     stem = os.path.splitext(os.fspath(path))[0]
-    names = []
-    for n, layer in enumerate(edit.layers, start=1):
-        slug = re.sub(r"[^a-z0-9]+", "-", layer.name.lower()).strip("-")[:40] or "mask"
-        names.append(f"{stem}.mask-{n}-{slug}.png")
-    return names
+    return [f"{stem}.mask-{n}-{file_slug(layer.name, 'mask')}.png" for n, layer in enumerate(edit.layers, start=1)]
 
 
 def write_png(path: str | os.PathLike, edit: LayeredEdit) -> list[str]:

@@ -40,6 +40,15 @@ def test_edit_writes_result_and_masks(capsys, tmp_path, photo_file):
     assert photo_file.read_bytes() == before
 
 
+def test_mask_and_heat_map_names_are_cut_between_words(tmp_path):
+    from foi_engine.cli import mask_paths
+    from foi_engine.settings import Instruction
+
+    paths = mask_paths(tmp_path, [Instruction("make the sky above the old harbour a glowing sunset")])
+    assert [p.name for p in paths] == ["1-make-the-sky-above-the-old-harbour-a-mask.png",
+                                       "1-make-the-sky-above-the-old-harbour-a-heatmap.png"]
+
+
 def test_locate_then_edit_with_masks_matches_single_pass(capsys, tmp_path, photo_file):
     instructions = ["-i", "make the cat a tiger", "-k", "cat"]
     code, _, err = run(capsys, "locate", photo_file, *instructions, "--masks-dir", tmp_path / "m", "--seed", "3", *FAST)
