@@ -233,8 +233,8 @@ class ExportDialog(QDialog):
             "ora": "OpenRaster (.ora): layers for GIMP and Krita",
             "psd": "Photoshop (.psd): layers",
             "png": f"Result as PNG ({_pixels(result_size)}), plus one mask PNG per instruction",
-            "full": f"Full-resolution photo ({_pixels(photo_size)}) as {FORMAT_NAMES[full_suffix]}, "
-                    "like the original: the result as shown",
+            "full": f"Full-resolution photo ({_pixels(photo_size)}): the result as shown, "
+                    f"as {FORMAT_NAMES[full_suffix]} like the original",
         }
         self._group = QButtonGroup(self)
         layout = QVBoxLayout(self)
@@ -328,7 +328,7 @@ class ModelMissingDialog(QDialog):
         layout.addWidget(QLabel(MODEL_MISSING_TEXT, wordWrap=True))
         layout.addWidget(self.reason)
         layout.addLayout(buttons)
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)
 
     def _use(self, model: str) -> None:
         self.choice = model
@@ -351,6 +351,9 @@ class ModelMissingDialog(QDialog):
             model_settings(folder)
         except FoiError as error:
             self.reason.setText(f"That folder cannot be used: {error}")
+            bold = self.reason.font()
+            bold.setBold(True)  # the dialog stayed: say why where the eye goes
+            self.reason.setFont(bold)
             return
         self._use(folder)
 

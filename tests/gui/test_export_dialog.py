@@ -38,7 +38,7 @@ def test_each_kind_says_the_size_it_writes_and_a_jpeg_stays_a_jpeg(window, monke
     try:
         assert entry.frame.size == (192, 128)  # the model's working size at 128 px
         assert dialog.label("png") == "Result as PNG (192 × 128 px), plus one mask PNG per instruction"
-        assert dialog.label("full").startswith("Full-resolution photo (451 × 300 px) as JPEG")
+        assert dialog.label("full") == "Full-resolution photo (451 × 300 px): the result as shown, as JPEG like the original"
         dialog.set_kind("full")
         assert dialog.path.endswith("chelsea-edited.jpg")
         dialog.set_kind("png")
@@ -53,7 +53,8 @@ def test_a_png_photo_exports_as_png(window, monkeypatch, tmp_path):
     _with_result(window, tmp_path / "scan.png")
     dialog = _export_dialog(window, monkeypatch)
     try:
-        assert dialog.label("full").startswith("Full-resolution photo (200 × 100 px) as PNG")
+        assert dialog.label("full").startswith("Full-resolution photo (200 × 100 px)")
+        assert dialog.label("full").endswith("as PNG like the original")
         dialog.set_kind("full")
         assert dialog.path.endswith("scan-edited.png") and dialog.kind == "full"
     finally:
