@@ -285,16 +285,46 @@ def test_closing_mid_run_cancels_and_exits_cleanly(make_window, qtbot, loop):
     window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
     steps = []
     window.client.progress.connect(lambda step, total, preview: steps.append(step))
+    finished = []  # counted in the engine's thread, as each step ends
+    window.client._worker.progress.connect(lambda _id, step, _total, _preview: finished.append(step),
+                                           Qt.ConnectionType.DirectConnection)
     task = window.start_edit()
     qtbot.waitUntil(lambda: len(steps) >= 1, timeout=120000)
     window.doc.modified = False
+    before = len(finished)
     started = time.monotonic()
     window.close()
     assert window.client._thread.isFinished()
+    # Quitting waits for the step under way to stop (and one that ended meanwhile), no more.
+    assert len(finished) <= before + 2
     assert time.monotonic() - started < 30
     loop.run_until_complete(_settle(task))
     assert task.done()
     assert steps[-1] < 399
+
+
+def test_the_app_ends_its_process_without_the_interpreters_teardown(tmp_path):
+    """After the window has closed, `end_process` runs the exit handlers (PySide's ends Qt,
+    logging's flushes the log) and exits at once, skipping seconds of freeing torch's objects
+    (bench/bench_quit.py measures it)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import atexit
+from PySide6.QtWidgets import QApplication
+from foi_desktop.app import end_process
+app = QApplication([])
+app.destroyed.connect(lambda: print("qt ended", flush=True))
+atexit.register(lambda: open({str(tmp_path / "handler-ran")!r}, "w").close())
+end_process()
+print("not reached")
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["qt", "ended"] and (tmp_path / "handler-ran").exists()
 
 
 async def _settle(task):
