@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
 import sys
 import traceback
 from logging.handlers import RotatingFileHandler
+from typing import NoReturn
 
 from foi_engine import FoiError, threads
 
@@ -26,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="foi-desktop",
         description="FoI Studio: edit a photo with plain-language instructions, each applied only where it "
                     "belongs. With no photo, a sample opens with two example instructions.")
-    parser.add_argument("photo", nargs="?", help="a photo (JPEG, PNG, TIFF, WebP) or a .foi project to open")
+    parser.add_argument("photo", nargs="?", help="a photo (JPEG, HEIC, PNG, TIFF, WebP) or a .foi project to open")
     parser.add_argument("--model", help='hub id, local model folder, or "tiny-random" (random weights, no download;'
                                         " for trying the app)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")
@@ -143,7 +145,20 @@ def main(argv=None) -> int:
     app.aboutToQuit.connect(closed.set)
     with loop:
         loop.run_until_complete(closed.wait())
-    return 0
+    end_process()
+
+
+def end_process() -> NoReturn:
+    """Exit without the interpreter's teardown. By now the window has stopped the engine thread,
+    dropped its autosave and saved the preferences; what the teardown would add is freeing
+    torch's and diffusers' objects module by module: seconds after the window has gone, with
+    nothing left to save (bench/bench_quit.py). The exit handlers still run, as at any exit:
+    PySide's ends Qt properly (the clipboard goes to the desktop's manager), logging's flushes
+    the log."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

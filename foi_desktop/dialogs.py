@@ -1,10 +1,12 @@
-"""The app's dialogs: settings, export, "no model yet", and messages for the user."""
+"""The app's dialogs: settings, export, "the model is not here", and messages for the user."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
+from pathlib import Path
 
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
@@ -12,7 +14,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 
 from foi_engine import EditSettings, FoiError, threads
 
-from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, model_settings
+from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, check_folder, model_settings
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
@@ -209,25 +211,38 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-EXPORT_KINDS = (
-    ("ora", "OpenRaster (.ora): layers for GIMP and Krita", ".ora"),
-    ("psd", "Photoshop (.psd): layers", ".psd"),
-    ("png", "PNG of the result, plus one mask PNG per instruction", ".png"),
-    ("full", "Full-resolution photo: the result as shown (JPEG/TIFF)", ".jpg"),
-)
+EXPORT_KINDS = ("ora", "psd", "png", "full")
+FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".webp": "WebP"}
+FULL_FILTERS = {".jpg": "JPEG (*.jpg *.jpeg)", ".png": "PNG (*.png)", ".tif": "TIFF (*.tif *.tiff)",
+                ".webp": "WebP (*.webp)"}
+
+
+def _pixels(size: tuple[int, int]) -> str:
+    return f"{size[0]} × {size[1]} px"
 
 
 class ExportDialog(QDialog):
-    """Choose the kind and the file; the document writes it."""
+    """Choose the kind and the file; the document writes it. Each kind says the size it
+    writes: the result's working size for the PNG, the photo's for the full-resolution photo,
+    which takes the photo's own format (full_suffix: `Document.full_export_suffix`)."""
 
-    def __init__(self, suggested_stem: str, folder: str, parent=None):
+    def __init__(self, suggested_stem: str, folder: str, result_size: tuple[int, int], photo_size: tuple[int, int],
+                 full_suffix: str, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export")
+        self._full_suffix = full_suffix
+        labels = {
+            "ora": "OpenRaster (.ora): layers for GIMP and Krita",
+            "psd": "Photoshop (.psd): layers",
+            "png": f"Result as PNG ({_pixels(result_size)}), plus one mask PNG per instruction",
+            "full": f"Full-resolution photo ({_pixels(photo_size)}): the result as shown, "
+                    f"as {FORMAT_NAMES[full_suffix]} like the original",
+        }
         self._group = QButtonGroup(self)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Write the chosen result as:"))
-        for number, (kind, label, _suffix) in enumerate(EXPORT_KINDS):
-            button = QRadioButton(label, checked=number == 0)
+        for number, kind in enumerate(EXPORT_KINDS):
+            button = QRadioButton(labels[kind], checked=number == 0)
             self._group.addButton(button, number)
             layout.addWidget(button)
         self.path_edit = QLineEdit(os.path.join(folder, suggested_stem + ".ora"))
@@ -246,51 +261,118 @@ class ExportDialog(QDialog):
 
     @property
     def kind(self) -> str:
-        return EXPORT_KINDS[self._group.checkedId()][0]
+        return EXPORT_KINDS[self._group.checkedId()]
+
+    def label(self, kind: str) -> str:
+        return self._group.button(EXPORT_KINDS.index(kind)).text()
 
     def set_kind(self, kind: str) -> None:
-        self._group.button([k for k, _l, _s in EXPORT_KINDS].index(kind)).setChecked(True)
+        self._group.button(EXPORT_KINDS.index(kind)).setChecked(True)
 
     @property
     def path(self) -> str:
         return self.path_edit.text().strip()
 
+    def _suffix(self) -> str:
+        return self._full_suffix if self.kind == "full" else f".{self.kind}"
+
     def _kind_changed(self) -> None:
-        suffix = EXPORT_KINDS[self._group.checkedId()][2]
         stem, old = os.path.splitext(self.path)
         if old.lower() in (".ora", ".psd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp") or not old:
-            self.path_edit.setText(stem + suffix)
+            self.path_edit.setText(stem + self._suffix())
 
     def _browse(self) -> None:
+        # The photo's own format first, the others after it.
+        full = [FULL_FILTERS[self._full_suffix]] + [f for s, f in FULL_FILTERS.items() if s != self._full_suffix]
         filters = {"ora": "OpenRaster (*.ora)", "psd": "Photoshop (*.psd)", "png": "PNG (*.png)",
-                   "full": "JPEG (*.jpg *.jpeg);;TIFF (*.tif *.tiff);;WebP (*.webp)"}[self.kind]
+                   "full": ";;".join(full)}[self.kind]
         path, _filter = QFileDialog.getSaveFileName(self, "Export", self.path, filters)
         if path:
             self.path_edit.setText(path)
 
 
-def ask_model_missing(parent, error) -> str | None:
-    """The model is not here (offline, not downloaded, or a bad folder): say what to do.
-    Returns a model to use instead ("tiny-random" or a folder), or None to carry on without."""
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Information)
-    box.setWindowTitle("The editing model is not available")
-    box.setText(str(error))
-    box.setInformativeText(
-        "Finding regions and editing need an InstructPix2Pix model. Connect to the internet to download it "
-        "once (a few GB), or choose a folder that already holds it. Meanwhile you can open photos, write "
-        "instructions, paint masks and save projects.")
-    folder_button = box.addButton("Choose model folder…", QMessageBox.ButtonRole.AcceptRole)
-    tiny_button = box.addButton("Try with random weights", QMessageBox.ButtonRole.ActionRole)
-    tiny_button.setToolTip("tiny-random: the whole flow works, but the edits are meaningless noise")
-    box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
-    box.exec()
-    if box.clickedButton() is folder_button:
-        folder = QFileDialog.getExistingDirectory(parent, "Choose a downloaded InstructPix2Pix model folder")
-        return folder or None
-    if box.clickedButton() is tiny_button:
-        return TINY_RANDOM
-    return None
+MODEL_MISSING_TEXT = (
+    "Finding regions and editing need an InstructPix2Pix model, and the one chosen is not on this computer. "
+    "Connect to the internet once to download it (a few GB), or choose a folder that already holds it. "
+    "Until then you can try the small built-in shapes model (made for simple scenes of coloured shapes, not "
+    "photos) or random weights (every step works, but the result is noise). Opening photos, writing "
+    "instructions, painting masks and saving projects need no model.")
+
+
+class ModelMissingDialog(QDialog):
+    """The chosen model cannot be loaded (offline, not downloaded, a bad folder): what to do, in
+    one paragraph, the reason below it, and the ways on. `choice` is the model to use instead
+    (a folder that passed the check, SHAPES or TINY_RANDOM), None for Not Now."""
+
+    def __init__(self, error, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("The editing model is not on this computer")
+        self.choice: str | None = None
+        self._folder_dialog: QFileDialog | None = None
+        self.reason = QLabel(f"Why: {error}", objectName="hint", wordWrap=True)
+        self.folder_button = QPushButton("Choose Model Folder…")
+        self.shapes_button = QPushButton("Use Shapes Model")
+        self.shapes_button.setToolTip("The built-in shapes model: small and quick, made for scenes of coloured "
+                                      "shapes, not for photos")
+        self.random_button = QPushButton("Use Random Weights")
+        self.random_button.setToolTip("tiny-random: the whole flow works, but the edits are meaningless noise")
+        not_now = QPushButton("Not Now")
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.shapes_button.clicked.connect(lambda: self._use(SHAPES))
+        self.random_button.clicked.connect(lambda: self._use(TINY_RANDOM))
+        not_now.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        for button in (self.folder_button, self.shapes_button, self.random_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(not_now)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(MODEL_MISSING_TEXT, wordWrap=True))
+        layout.addWidget(self.reason)
+        layout.addLayout(buttons)
+        self.setMinimumWidth(640)
+
+    def _use(self, model: str) -> None:
+        self.choice = model
+        self.accept()
+
+    def _choose_folder(self) -> None:
+        """A folder dialog opened, not exec()'d: no event loop inside the one awaiting this."""
+        if self._folder_dialog is None:
+            self._folder_dialog = QFileDialog(self, "Choose a downloaded InstructPix2Pix model folder")
+            self._folder_dialog.setFileMode(QFileDialog.FileMode.Directory)
+            self._folder_dialog.setOption(QFileDialog.Option.ShowDirsOnly)
+            self._folder_dialog.fileSelected.connect(self.use_folder)
+        self._folder_dialog.open()
+
+    def use_folder(self, folder: str) -> None:
+        """Checked now, not at the next run: a folder that holds no model is said so here,
+        and the dialog stays for another choice."""
+        try:
+            check_folder(Path(folder), os.path.basename(os.path.normpath(folder)) or folder)
+            model_settings(folder)
+        except FoiError as error:
+            self.reason.setText(f"That folder cannot be used: {error}")
+            bold = self.reason.font()
+            bold.setBold(True)  # the dialog stayed: say why where the eye goes
+            self.reason.setFont(bold)
+            return
+        self._use(folder)
+
+
+async def ask_model_missing(parent, error) -> str | None:
+    """Show ModelMissingDialog and wait for the answer: the model to use instead, or None.
+    The dialog is opened, not exec()'d: this runs in a qasync coroutine, and an event loop
+    nested inside it would run other coroutines' steps inside this one."""
+    dialog = ModelMissingDialog(error, parent)
+    answered = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda _result: answered.done() or answered.set_result(dialog.choice))
+    dialog.open()
+    try:
+        return await answered
+    finally:  # also when the run is cancelled (the window closes): no dialog outlives it
+        dialog.close()
+        dialog.deleteLater()
 
 
 def ask_recovery(parent, item) -> str:

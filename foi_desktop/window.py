@@ -36,7 +36,7 @@ from .worker import EngineClient, ModelChoice
 
 log = logging.getLogger("foi_desktop")
 
-PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.webp *.bmp *.heic);;FoI projects (*.foi);;All files (*)"
+PHOTO_FILTER = "Photos (*.jpg *.jpeg *.heic *.heif *.png *.tif *.tiff *.webp *.bmp);;FoI projects (*.foi);;All files (*)"
 PROJECT_SUFFIX = ".foi"
 AUTOSAVE_MS = 120_000
 BRUSH_STEP = 1.25  # [ and ] scale the brush by this much
@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.doc: Document | None = None
         self.task: asyncio.Task | None = None  # the running Find regions or Edit
         self._cancel_asked = False  # Cancel also stops the runs a task has still to start
+        self._asking_model = False  # the "model not here" dialog is up: nothing runs to cancel
         self.opening: str | None = None  # the name of the project being read, off the UI thread
         self._open_task: asyncio.Task | None = None
         self.shown_entry = None  # the result on the canvas
@@ -368,7 +369,7 @@ class MainWindow(QMainWindow):
         opening = self.opening is not None
         for action in (self.find_action, self.edit_action, self.variations_action, self.compare_plain_action):
             action.setEnabled(has_layers and not busy and not opening)
-        self.cancel_action.setEnabled(busy)
+        self.cancel_action.setEnabled(busy and not self._asking_model)
         for action in (self.open_action, self.recent_menu.menuAction(), self.paste_action, self.sample_action):
             action.setEnabled(not opening)  # one document at a time: the project being read comes next
         for action in (self.save_action, self.save_as_action):
@@ -697,45 +698,38 @@ class MainWindow(QMainWindow):
                            self._threads_override or prefs.threads)
 
     def start_find_regions(self) -> asyncio.Task | None:
-        return self._start(self.find_regions())
+        return self._start(self.find_regions)
 
     def start_edit(self) -> asyncio.Task | None:
-        return self._start(self.run_edit())
+        return self._start(self.run_edit)
 
     def start_variations(self) -> asyncio.Task | None:
-        return self._start(self.run_variations(self.variations_box.value()))
+        count = self.variations_box.value()
+        return self._start(lambda: self.run_variations(count))
 
     def start_compare_plain(self) -> asyncio.Task | None:
-        return self._start(self.compare_with_plain())
+        return self._start(self.compare_with_plain)
 
-    def _start(self, coroutine) -> asyncio.Task | None:
+    def _start(self, run) -> asyncio.Task | None:
+        """run() makes the run's coroutine: again, when it starts over on another model."""
         # One run at a time, and none while a project is read: it is about to replace the document.
         if (self.task is not None and not self.task.done()) or self.opening is not None:
-            coroutine.close()
             return None
         self._cancel_asked = False
-        self.task = asyncio.ensure_future(self._guard(coroutine))
+        self.task = asyncio.ensure_future(self._guard(run))
         self._update_actions()
         return self.task
 
-    async def _guard(self, coroutine):
-        """Every run ends here: errors become messages, the UI goes back to idle."""
+    async def _guard(self, run):
+        """Every run ends here: errors become messages, the UI goes back to idle. When the
+        model is not here and the user picks another, the run they asked for starts again on it."""
+        again = False
         try:
-            return await coroutine
+            return await run()
         except Cancelled:
             self.statusBar().showMessage("Cancelled.", 4000)
         except ModelError as error:
-            self._close_load_dialog()
-            self._end_progress()
-            self.panel.set_token_counter(None, None)
-            self.model_label.setText(f"Model: {self._model_choice().model} (not available)")
-            replacement = ask_model_missing(self, error)
-            if replacement:
-                self._model_override = replacement
-                self.client.set_model(self._model_choice())
-                self._show_model_state()
-                if self.doc is not None:
-                    self.doc.settings = self._run_settings(self.doc.settings)
+            again = await self._replace_missing_model(error)
         except OutOfMemoryError as error:
             show_error(self, "Out of memory", error)
         except FoiError as error:
@@ -748,7 +742,29 @@ class MainWindow(QMainWindow):
             self._end_progress()
             # The task is done only after this returns: let _update_actions see it so.
             QTimer.singleShot(0, self._update_actions)
-        return None
+        return await self._guard(run) if again else None
+
+    async def _replace_missing_model(self, error) -> bool:
+        """Ask what to do without the model (Cancel is off meanwhile: nothing runs). True when
+        the user chose another one, which is now in use."""
+        self._close_load_dialog()
+        self._end_progress()
+        self.panel.set_token_counter(None, None)
+        self.model_label.setText(f"Model: {self._model_choice().model} (not available)")
+        self._asking_model = True
+        self._update_actions()
+        try:
+            replacement = await ask_model_missing(self, error)
+        finally:
+            self._asking_model = False
+        if not replacement:
+            return False
+        self._model_override = replacement
+        self.client.set_model(self._model_choice())
+        self._show_model_state()
+        if self.doc is not None:
+            self.doc.settings = self._run_settings(self.doc.settings)
+        return True
 
     async def find_regions(self):
         doc = self.doc
@@ -849,7 +865,8 @@ class MainWindow(QMainWindow):
 
     def rerun_with_new_seed(self, entry) -> None:
         self.copy_settings_from(entry, keep_seed=False)
-        self._start(self.run_edit(seed=random.randrange(2**31)))
+        seed = random.randrange(2**31)
+        self._start(lambda: self.run_edit(seed=seed))
 
     def copy_settings_from(self, entry, keep_seed: bool = True) -> None:
         self.doc.settings = entry.settings
@@ -956,7 +973,8 @@ class MainWindow(QMainWindow):
         stem = os.path.splitext(os.path.basename(self.doc.project_path or self.doc.source_path or "edit"))[0]
         folder = os.path.dirname(self.doc.project_path or self.doc.source_path or "") or \
             QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-        dialog = ExportDialog(f"{stem}-edited", folder, self)
+        dialog = ExportDialog(f"{stem}-edited", folder, entry.frame.size, self.doc.size, self.doc.full_export_suffix,
+                              self)
         if dialog.exec() != ExportDialog.DialogCode.Accepted or not dialog.path:
             return
         self.export_to(dialog.path, entry, dialog.kind)

@@ -1,4 +1,5 @@
-"""The models FoI Studio knows by name, and the run settings a model folder asks for.
+"""The models FoI Studio knows by name, the run settings a model folder asks for, and the check
+that a folder holds a model at all.
 
 No torch here: the editor and the CLI read these before (or without) loading a model."""
 
@@ -8,7 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, NotInstructPix2PixError
 from .settings import EditSettings
 
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
@@ -25,6 +26,7 @@ METRIC_NAMES = ("clip", "dino", "pickscore")
 # A model folder may carry this file: the EditSettings fields it was trained for
 # (the shapes model works at 64 px and reads regions from its finest layers).
 SETTINGS_FILE = "foi_settings.json"
+COMPONENTS = ("unet", "vae", "text_encoder")
 
 
 def model_settings(model: str) -> dict:
@@ -44,3 +46,33 @@ def model_settings(model: str) -> dict:
                          f"use only {', '.join(sorted(known))}.")
     EditSettings(**values)  # invalid values raise SettingsError here, not mid-run
     return values
+
+
+def check_folder(folder: Path, name: str) -> None:
+    """Refuse, before reading any weights, what cannot be an IP2P model in safetensors."""
+    if not (folder / "model_index.json").is_file():
+        raise ModelError(f"{name} is not a diffusers model folder (it has no model_index.json).")
+    missing = [part for part in (*COMPONENTS, "tokenizer", "scheduler") if not (folder / part).is_dir()]
+    if missing:
+        raise ModelError(f"{name} lacks its {', '.join(missing)} folder{'s' if len(missing) > 1 else ''}: "
+                         "the download or copy is incomplete.")
+    for component in COMPONENTS:
+        files = list((folder / component).glob("*")) if (folder / component).is_dir() else []
+        if not any(f.suffix == ".safetensors" for f in files):
+            if any(f.suffix in (".bin", ".ckpt", ".pt") for f in files):
+                raise ModelError(
+                    f"{name} has its {component} only as pickled .bin weights, which can run code when "
+                    "loaded; FoI Studio loads only .safetensors: convert the model or choose another."
+                )
+            raise ModelError(f"{name} has no {component} weights (.safetensors): the download is incomplete.")
+    try:
+        in_channels = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))["in_channels"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"{name} has no readable unet/config.json ({error}).") from None
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+        raise ModelError(f"{name} has a damaged unet/config.json (in_channels is {in_channels!r}, not a number).")
+    if in_channels != 8:
+        raise NotInstructPix2PixError(
+            f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
+            "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
+        )

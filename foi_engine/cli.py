@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -266,7 +265,7 @@ def _write_result(args, photo, result) -> None:
     import numpy as np
 
     from . import layered
-    from .photo import prepare_photo
+    from .photo import PhotoMetadata, prepare_photo
 
     kind = args.output.suffix.lower().lstrip(".")
     if kind not in ("ora", "psd") and not args.full_resolution:
@@ -275,12 +274,8 @@ def _write_result(args, photo, result) -> None:
     if result.masks is None:  # focus off: every instruction acted on the whole image
         whole = np.ones(result.frame.size[::-1], dtype=np.float32)
         result = dataclasses.replace(result, masks=[whole] * len(result.instructions))
-    edit = layered.edit_from_result(prepare_photo(photo), result, result.model_name)
+    edit = layered.edit_from_result(prepare_photo(photo), result, result.model_name, source=PhotoMetadata.of(photo))
     layered.write_layered(args.output, kind if kind in ("ora", "psd") else "full", edit)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "instruction"
 
 
 def heat_map(values):
@@ -298,7 +293,9 @@ def heat_map(values):
 
 def mask_paths(folder: Path, instructions) -> list[Path]:
     """The files write_masks writes for these instructions: each one's mask, then heat-map."""
-    return [folder / f"{i + 1}-{_slug(instruction.text)}-{suffix}.png"
+    from .layered import file_slug
+
+    return [folder / f"{i + 1}-{file_slug(instruction.text, 'instruction')}-{suffix}.png"
             for i, instruction in enumerate(instructions) for suffix in ("mask", "heatmap")]
 
 

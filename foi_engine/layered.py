@@ -51,7 +51,7 @@ from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
 from .errors import FoiError
-from .photo import WorkingFrame
+from .photo import PhotoMetadata, WorkingFrame
 
 KINDS = ("ora", "psd", "png", "full")
 ORA_MIMETYPE = b"image/openraster"
@@ -89,7 +89,8 @@ class LayeredEdit:
     metadata: JSON-able dict (instructions, keywords, strengths, thresholds, settings, seed,
     model, random_weights; see `metadata_for`);
     feather: how far, in photo pixels, every mask fades out towards a crop-box edge that lies
-    inside the photo (see the module's "Blending"); None = `default_feather(frame)`."""
+    inside the photo (see the module's "Blending"); None = `default_feather(frame)`;
+    source: the photo file's format, EXIF and colour profile, which the full-resolution export keeps."""
 
     photo: Image.Image
     result: Image.Image
@@ -97,6 +98,7 @@ class LayeredEdit:
     layers: Sequence[MaskLayer]
     metadata: dict = field(default_factory=dict)
     feather: float | None = None
+    source: PhotoMetadata = PhotoMetadata()
 
     def __post_init__(self):
         if tuple(self.photo.size) != tuple(self.frame.photo_size):
@@ -131,7 +133,8 @@ def metadata_for(instructions, settings, seed: int, model: str, random_weights: 
     }
 
 
-def edit_from_result(photo: Image.Image, result, model: str, colors=None, feather=None) -> LayeredEdit:
+def edit_from_result(photo: Image.Image, result, model: str, colors=None, feather=None,
+                     source: PhotoMetadata = PhotoMetadata()) -> LayeredEdit:
     """A LayeredEdit from an engine `EditResult` (used by the CLI): the masks the run used,
     named after its instructions. `photo` is the prepared full-resolution photo."""
     colors = colors or [PALETTE[n % len(PALETTE)] for n in range(len(result.instructions))]
@@ -140,7 +143,7 @@ def edit_from_result(photo: Image.Image, result, model: str, colors=None, feathe
         for instruction, mask, color in zip(result.instructions, result.masks, colors)
     ]
     metadata = metadata_for(result.instructions, result.settings, result.seed, model, result.random_weights)
-    return LayeredEdit(photo, result.image, result.frame, layers, metadata, feather)
+    return LayeredEdit(photo, result.image, result.frame, layers, metadata, feather, source)
 
 
 def kind_for_path(path: str | os.PathLike) -> str:
@@ -441,14 +444,26 @@ def _png_info(metadata: dict) -> PngImagePlugin.PngInfo:
     return info
 
 
+SLUG_LENGTH = 40
+
+
+def file_slug(text: str, empty: str) -> str:
+    """An instruction as part of a file name: its words in lower-case ASCII letters and digits
+    (accents dropped: café → cafe) joined by hyphens, at most SLUG_LENGTH characters, cut
+    between words; only a first word longer than that is cut, to keep the limit. `empty` when
+    nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > SLUG_LENGTH:
+        end = slug.rfind("-", 0, SLUG_LENGTH + 1)  # a hyphen just past the limit ends a whole word too
+        slug = slug[:end] if end > 0 else slug[:SLUG_LENGTH]
+    return slug or empty
+
+
 def mask_file_names(path: str | os.PathLike, edit: LayeredEdit) -> list[str]:
     """Where write_png puts each mask: beside the PNG, `<stem>.mask-<n>-<slug>.png`."""
     stem = os.path.splitext(os.fspath(path))[0]
-    names = []
-    for n, layer in enumerate(edit.layers, start=1):
-        slug = re.sub(r"[^a-z0-9]+", "-", layer.name.lower()).strip("-")[:40] or "mask"
-        names.append(f"{stem}.mask-{n}-{slug}.png")
-    return names
+    return [f"{stem}.mask-{n}-{file_slug(layer.name, 'mask')}.png" for n, layer in enumerate(edit.layers, start=1)]
 
 
 def write_png(path: str | os.PathLike, edit: LayeredEdit) -> list[str]:
@@ -466,19 +481,37 @@ def write_png(path: str | os.PathLike, edit: LayeredEdit) -> list[str]:
     return written
 
 
+# The full-resolution export's format follows the photo's: a PNG stays PNG, a JPEG stays JPEG.
+# A HEIC photo becomes JPEG (what every program reads); a pasted picture, or a format FoI
+# Studio does not write (BMP, GIF), becomes PNG, which loses nothing. Pillow opens many
+# phones' JPEGs as MPO (a JPEG with a second picture inside).
+FULL_SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "HEIF": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}
+JPEG_QUALITY = 95
+MAX_JPEG_EXIF_BYTES = 65533  # one APP1 segment: a HEIC's longer EXIF is left out of a JPEG
+
+
+def full_suffix(source: PhotoMetadata) -> str:
+    """The file ending the full-resolution export takes by default for this photo."""
+    return FULL_SUFFIXES.get(source.format, ".png")
+
+
 def write_composite(path: str | os.PathLike, edit: LayeredEdit) -> None:
-    """The full-resolution composite, in the format of the file name's extension
-    (PNG keeps the metadata in text chunks; JPEG at quality 95). The photo's ICC profile is kept."""
+    """The full-resolution composite, in the format of the file name's extension (PNG keeps
+    the metadata in text chunks; JPEG at quality 95), carrying the photo's EXIF and colour
+    profile (`edit.source`)."""
     image = composite_full_resolution(edit)
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     options = {}
-    icc = edit.photo.info.get("icc_profile")
-    if icc:
-        options["icc_profile"] = icc
+    if edit.source.icc_profile:
+        options["icc_profile"] = edit.source.icc_profile
+    if edit.source.exif:
+        options["exif"] = edit.source.exif
     if suffix == ".png":
         options.update(format="PNG", pnginfo=_png_info(edit.metadata), compress_level=PNG_LEVEL)
     elif suffix in (".jpg", ".jpeg"):
-        options.update(format="JPEG", quality=95, subsampling=0)
+        if len(options.get("exif", b"")) > MAX_JPEG_EXIF_BYTES:
+            del options["exif"]
+        options.update(format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     elif suffix in (".tif", ".tiff"):
         options.update(format="TIFF", compression="tiff_deflate")
     elif suffix == ".webp":

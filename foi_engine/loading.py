@@ -5,19 +5,17 @@ CUDA, fp32 elsewhere; device cuda → mps → cpu unless one is given."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import torch
 
-from .catalog import BUNDLED_MODELS
-from .errors import ModelError, NotInstructPix2PixError, SettingsError
+from .catalog import BUNDLED_MODELS, check_folder
+from .errors import ModelError, SettingsError
 
 # What a download skips: pickled weights, half-precision duplicates, the safety checker.
 IGNORED_FILES = ["*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.fp16.*", "safety_checker/*"]
-COMPONENTS = ("unet", "vae", "text_encoder")
 
 
 def choose_device(device: str | None = None) -> torch.device:
@@ -115,36 +113,6 @@ def model_folder(model: str, progress=None) -> Path:
     except (HfHubHTTPError, OSError) as error:
         raise ModelError(f'The model "{model}" could not be downloaded ({error}): check the connection.') from None
     return Path(folder)
-
-
-def check_folder(folder: Path, name: str) -> None:
-    """Refuse, before reading any weights, what cannot be an IP2P model in safetensors."""
-    if not (folder / "model_index.json").is_file():
-        raise ModelError(f"{name} is not a diffusers model folder (it has no model_index.json).")
-    missing = [part for part in (*COMPONENTS, "tokenizer", "scheduler") if not (folder / part).is_dir()]
-    if missing:
-        raise ModelError(f"{name} lacks its {', '.join(missing)} folder{'s' if len(missing) > 1 else ''}: "
-                         "the download or copy is incomplete.")
-    for component in COMPONENTS:
-        files = list((folder / component).glob("*")) if (folder / component).is_dir() else []
-        if not any(f.suffix == ".safetensors" for f in files):
-            if any(f.suffix in (".bin", ".ckpt", ".pt") for f in files):
-                raise ModelError(
-                    f"{name} has its {component} only as pickled .bin weights, which can run code when "
-                    "loaded; FoI Studio loads only .safetensors: convert the model or choose another."
-                )
-            raise ModelError(f"{name} has no {component} weights (.safetensors): the download is incomplete.")
-    try:
-        in_channels = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))["in_channels"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"{name} has no readable unet/config.json ({error}).") from None
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int):
-        raise ModelError(f"{name} has a damaged unet/config.json (in_channels is {in_channels!r}, not a number).")
-    if in_channels != 8:
-        raise NotInstructPix2PixError(
-            f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
-            "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
-        )
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):

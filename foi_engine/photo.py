@@ -13,12 +13,19 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import PhotoError
 from .inputs import check_regular_file
 
 MIN_SIDE = 64
+
+# HEIC/HEIF (every iPhone's default) opens through pillow-heif's Pillow opener, registered once,
+# here, where every photo, mask and project photo is decoded: Pillow's own checks (file size,
+# pixel limit, damaged data) then hold for it as for JPEG. Thumbnails, depth maps and auxiliary
+# images are never used, so never decoded.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 MAX_PHOTO_FILE_BYTES = 1024**3  # a 24 MP 16-bit TIFF is 150 MB
@@ -45,10 +52,48 @@ def open_photo(path: str | os.PathLike) -> Image.Image:
             "scale it down first."
         ) from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{name} is not an image file FoI Studio can read (try PNG, JPEG, TIFF or WebP).") from None
+        raise PhotoError(f"{name} is not an image file FoI Studio can read (try JPEG, PNG, HEIC, TIFF or WebP).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise PhotoError(f"{name} is damaged or incomplete and cannot be read ({error}).") from None
     return image
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What a full-resolution export carries over from the photo's file.
+
+    format: Pillow's name for the file's format ("JPEG", "PNG", "HEIF"…), None for a pasted
+    picture; exif: the file's EXIF without its Orientation (the photo is turned upright when
+    opened, so a viewer must not turn it again) and without its thumbnail (of the unedited
+    photo); icc_profile: the file's colour profile when it describes RGB (the photo is RGB once
+    opened: a grey or CMYK profile would misdescribe it)."""
+
+    format: str | None = None
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+
+    @classmethod
+    def of(cls, image: Image.Image) -> "PhotoMetadata":
+        """From an image as `open_photo` returns it (before `prepare_photo`)."""
+        icc = image.info.get("icc_profile")
+        rgb_icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+        return cls(image.format, _upright_exif(image.info.get("exif")), rgb_icc)
+
+
+def _upright_exif(raw) -> bytes | None:
+    """The EXIF block written again without Orientation (Pillow writes no thumbnail). A block
+    Pillow cannot read is left out: it must not stop the photo from opening."""
+    if not raw:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": what cannot be read is left out
+            exif = Image.Exif()
+            exif.load(raw)
+            exif.pop(ExifTags.Base.Orientation, None)
+            return exif.tobytes() if len(exif) else None
+    except Exception:  # noqa: BLE001 - PIL raises many kinds on damaged EXIF
+        return None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -326,3 +326,58 @@ def test_layer_names_with_control_characters_still_make_valid_xml(tmp_path):
     with zipfile.ZipFile(tmp_path / "x.ora") as archive:
         names = [layer.get("name") for layer in ET.fromstring(archive.read("stack.xml")).iter("layer")]
     assert "make  the sky  red" in names
+
+
+def _source(exif_text="A. Photographer"):
+    from PIL import ExifTags, ImageCms
+
+    from foi_engine.photo import PhotoMetadata
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Artist] = exif_text
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return PhotoMetadata("JPEG", exif.tobytes(), icc)
+
+
+@pytest.mark.parametrize("name", ["full.png", "full.jpg", "full.tif", "full.webp"])
+def test_the_full_export_carries_the_photos_exif_and_colour_profile(tmp_path, name):
+    source = _source()
+    write_layered(tmp_path / name, "full", dataclasses.replace(_edit(), source=source))
+    with Image.open(tmp_path / name) as image:
+        assert image.info["icc_profile"] == source.icc_profile
+        assert image.getexif()[315] == "A. Photographer"  # Artist
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_of_it_not_the_export(tmp_path):
+    """A HEIC may carry more EXIF than one JPEG segment holds (64 KB)."""
+    edit = dataclasses.replace(_edit(), source=_source("x" * 70_000))
+    write_layered(tmp_path / "long.jpg", "full", edit)
+    write_layered(tmp_path / "long.png", "full", edit)
+    with Image.open(tmp_path / "long.jpg") as jpeg, Image.open(tmp_path / "long.png") as png:
+        assert 315 not in jpeg.getexif() and jpeg.info["icc_profile"] == edit.source.icc_profile
+        assert len(png.getexif()[315]) == 70_000
+
+
+def test_mask_file_names_are_cut_between_words_never_inside_one(tmp_path):
+    long = "Make the sky above the old harbour a glowing, café-orange sunset"
+    edit = _edit()
+    edit = dataclasses.replace(edit, layers=[dataclasses.replace(edit.layers[0], name=long),
+                                             dataclasses.replace(edit.layers[1], name="x" * 50)])
+    first, second = (os.path.basename(name) for name in mask_file_names(tmp_path / "r.png", edit))
+    assert first == "r.mask-1-make-the-sky-above-the-old-harbour-a.png"
+    slug = first[len("r.mask-1-"):-len(".png")]
+    assert len(slug) <= 40 and set(slug) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    assert second == f"r.mask-2-{'x' * 40}.png"  # one word longer than the limit: the limit holds
+
+
+@pytest.mark.parametrize("text, slug", [
+    ("make the sky above the old harbour glow", "make-the-sky-above-the-old-harbour-glow"),  # 39: whole
+    ("make the sky above the old harbour glows", "make-the-sky-above-the-old-harbour-glows"),  # 40: whole
+    ("make the sky above the old harbour glowss", "make-the-sky-above-the-old-harbour"),  # 41: a word less
+    ("turn the café into a bistro", "turn-the-cafe-into-a-bistro"),
+    ("!!!", "mask"),
+])
+def test_file_slug(text, slug):
+    from foi_engine.layered import file_slug
+
+    assert file_slug(text, "mask") == slug

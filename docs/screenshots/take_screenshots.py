@@ -115,7 +115,9 @@ def tiny_flow(app, loop, settle, shot) -> None:
     shot("06-compare-split.png")
     window.compare_action.trigger()
 
-    export = ExportDialog("coffee-edited", os.path.expanduser("~/Pictures"), window)
+    entry = window.shown_entry
+    export = ExportDialog("coffee-edited", os.path.expanduser("~/Pictures"), entry.frame.size, window.doc.size,
+                          window.doc.full_export_suffix, window)
     export.show()
     export.move(window.geometry().center() - export.rect().center())
     shot("07-export-dialog.png")

@@ -19,9 +19,9 @@ from PIL import Image
 
 from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
-from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolution, kind_for_path, metadata_for,
-                                write_layered)
-from foi_engine.photo import WorkingFrame, mask_levels, open_photo, prepare_photo
+from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolution, full_suffix, kind_for_path,
+                                metadata_for, write_layered)
+from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
 from foi_engine.prompt import keyword_choices
 
 from . import maskops, selection
@@ -158,15 +158,19 @@ class ResultEntry:
 
 
 class Document:
-    def __init__(self, photo: Image.Image, source_path: str | None = None, photo_file: tuple[str, bytes] | None = None):
+    def __init__(self, photo: Image.Image, source_path: str | None = None, photo_file: tuple[str, bytes] | None = None,
+                 photo_metadata: PhotoMetadata = PhotoMetadata()):
         """photo: an oriented 8-bit RGB photo (`prepare_photo` output).
         photo_file: (name, bytes) of the file it came from, kept so a project stores the
-        original file rather than re-encoding it."""
+        original file rather than re-encoding it.
+        photo_metadata: that file's format, EXIF and colour profile, which the full-resolution
+        export keeps (a project reads them again from the file it stores)."""
         if photo.mode != "RGB":
             raise ValueError("Document needs the prepared RGB photo (foi_engine.photo.prepare_photo).")
         self.photo = photo
         self.source_path = source_path
         self.photo_file = photo_file
+        self.photo_metadata = photo_metadata
         self.uid = uuid.uuid4().hex  # names this document's recovery file
         self.events = EventHub()
         self.layers: list[InstructionLayer] = []
@@ -187,10 +191,12 @@ class Document:
     def open_photo(cls, path: str | os.PathLike) -> "Document":
         """Read a photo (never writes to it); refusals are PhotoError with a one-line message."""
         path = os.fspath(path)
-        photo = prepare_photo(open_photo(path))
+        original = open_photo(path)
+        photo = prepare_photo(original)
         with open(path, "rb") as stream:
             data = stream.read()
-        return cls(photo, source_path=path, photo_file=(os.path.basename(path), data))
+        return cls(photo, source_path=path, photo_file=(os.path.basename(path), data),
+                   photo_metadata=PhotoMetadata.of(original))
 
     # ------------------------------------------------------------------------------------------
     # Basics
@@ -746,7 +752,8 @@ class Document:
         if edit is None:
             layers = [MaskLayer(name or f"Instruction {n + 1}", mask, color)
                       for n, (name, mask, color) in enumerate(zip(entry.names, entry.masks, entry.colors))]
-            edit = LayeredEdit(self.photo, entry.image, entry.frame, layers, entry.metadata())
+            edit = LayeredEdit(self.photo, entry.image, entry.frame, layers, entry.metadata(),
+                               source=self.photo_metadata)
         self._rendered[entry.id] = edit
         while len(self._rendered) > RENDERED_RESULTS:
             self._rendered.popitem(last=False)
@@ -757,6 +764,11 @@ class Document:
         through its masks, exactly as the .ora, .psd and full-resolution exports write it.
         Shared with the exports: do not draw on it."""
         return composite_full_resolution(self.layered_edit(entry))
+
+    @property
+    def full_export_suffix(self) -> str:
+        """The file ending of the full-resolution export: the photo's own format (.jpg, .png…)."""
+        return full_suffix(self.photo_metadata)
 
     def export(self, path: str | os.PathLike, entry: ResultEntry | None = None, kind: str | None = None) -> list[str]:
         """Write a result (default: the accepted one, else the latest) as kind (default: from

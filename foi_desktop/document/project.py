@@ -30,7 +30,7 @@ from PIL import Image
 from foi_engine import EditSettings, FoiError, Instruction
 from foi_engine.atomic import atomic_write
 from foi_engine.inputs import check_regular_file
-from foi_engine.photo import WorkingFrame, prepare_photo
+from foi_engine.photo import PhotoMetadata, WorkingFrame, prepare_photo
 
 from .errors import ProjectError
 from .grounding import Grounding
@@ -372,7 +372,7 @@ def read_description(reader: _Reader) -> dict:
     return description
 
 
-def _photo(reader, description) -> tuple[Image.Image, tuple[str, bytes] | None, str | None]:
+def _photo(reader, description) -> tuple[Image.Image, tuple[str, bytes] | None, str | None, PhotoMetadata]:
     photo_info = _get(reader, description, "photo", dict, "the project")
     member = _get(reader, photo_info, "member", str, "the photo entry")
     size = _size_pair(reader, _get(reader, photo_info, "size", list, "the photo entry"), "the photo entry", 10**6)
@@ -386,7 +386,7 @@ def _photo(reader, description) -> tuple[Image.Image, tuple[str, bytes] | None, 
         reader.fail(f"its photo is {photo.width}×{photo.height}, not {size[0]}×{size[1]} as recorded")
     name = _get(reader, photo_info, "name", str, "the photo entry", optional=True)
     photo_file = (name or os.path.basename(member), reader.read(member)) if member.startswith("photo/original") else None
-    return photo, photo_file, source_path
+    return photo, photo_file, source_path, PhotoMetadata.of(original)
 
 
 def open_project(path: str | os.PathLike) -> Document:
@@ -394,8 +394,8 @@ def open_project(path: str | os.PathLike) -> Document:
     reader = _Reader(path)
     with reader.archive:
         description = read_description(reader)
-        photo, photo_file, source_path = _photo(reader, description)
-        doc = Document(photo, source_path=source_path, photo_file=photo_file)
+        photo, photo_file, source_path, metadata = _photo(reader, description)
+        doc = Document(photo, source_path=source_path, photo_file=photo_file, photo_metadata=metadata)
         layers = _get(reader, description, "layers", list, "the project")
         results = _get(reader, description, "results", list, "the project")
         if len(layers) > MAX_LAYERS or len(results) > MAX_RESULTS:

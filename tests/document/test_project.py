@@ -100,6 +100,20 @@ def test_open_keeps_the_original_photo_file(tmp_path):
     assert np.array_equal(np.asarray(open_project(tmp_path / "p.foi").photo), np.asarray(doc.photo))
 
 
+def test_a_heic_photo_is_kept_as_it_was_and_opens_again(tmp_path):
+    from foi_desktop.document import Document
+    from document_helpers import photo
+
+    photo().save(tmp_path / "IMG_0001.HEIC", "HEIF", quality=90)
+    doc = Document.open_photo(tmp_path / "IMG_0001.HEIC")
+    save_project(doc, tmp_path / "p.foi")
+    with zipfile.ZipFile(tmp_path / "p.foi") as archive:
+        assert archive.read("photo/original.heic") == (tmp_path / "IMG_0001.HEIC").read_bytes()
+    again = open_project(tmp_path / "p.foi")
+    assert np.array_equal(np.asarray(again.photo), np.asarray(doc.photo))
+    assert again.photo_metadata.format == "HEIF"
+
+
 def _rewrite(source, target, change=None, extra=(), drop=()):
     with zipfile.ZipFile(source) as archive:
         members = {info.filename: archive.read(info) for info in archive.infolist()}

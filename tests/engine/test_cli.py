@@ -40,6 +40,15 @@ def test_edit_writes_result_and_masks(capsys, tmp_path, photo_file):
     assert photo_file.read_bytes() == before
 
 
+def test_mask_and_heat_map_names_are_cut_between_words(tmp_path):
+    from foi_engine.cli import mask_paths
+    from foi_engine.settings import Instruction
+
+    paths = mask_paths(tmp_path, [Instruction("make the sky above the old harbour a glowing sunset")])
+    assert [p.name for p in paths] == ["1-make-the-sky-above-the-old-harbour-a-mask.png",
+                                       "1-make-the-sky-above-the-old-harbour-a-heatmap.png"]
+
+
 def test_locate_then_edit_with_masks_matches_single_pass(capsys, tmp_path, photo_file):
     instructions = ["-i", "make the cat a tiger", "-k", "cat"]
     code, _, err = run(capsys, "locate", photo_file, *instructions, "--masks-dir", tmp_path / "m", "--seed", "3", *FAST)
@@ -140,6 +149,16 @@ def test_layered_and_full_resolution_outputs(capsys, tmp_path, photo_file):
                        "-o", tmp_path / "full.jpg", *FAST)
     assert code == 0, err
     assert Image.open(tmp_path / "full.jpg").size == Image.open(photo_file).size
+
+
+def test_the_full_resolution_photo_keeps_the_photos_exif(capsys, tmp_path, photo):
+    exif = Image.Exif()
+    exif[315] = "A. Photographer"  # Artist
+    photo.save(tmp_path / "cat.jpg", quality=92, exif=exif.tobytes())
+    code, _, err = run(capsys, "edit", tmp_path / "cat.jpg", "-i", "make it winter", "--no-focus",
+                       "--full-resolution", "-o", tmp_path / "full.jpg", *FAST)
+    assert code == 0, err
+    assert Image.open(tmp_path / "full.jpg").getexif()[315] == "A. Photographer"
 
 
 def test_grounding_factor_picks_the_layer_masks_are_read_from(capsys, tmp_path, photo_file):

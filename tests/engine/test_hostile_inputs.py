@@ -238,7 +238,7 @@ def test_a_model_folder_missing_a_part_says_which(tmp_path):
     import shutil
 
     from foi_engine.catalog import BUNDLED_MODELS
-    from foi_engine.loading import check_folder
+    from foi_engine.catalog import check_folder
 
     folder = tmp_path / "model"
     shutil.copytree(BUNDLED_MODELS["shapes"], folder)

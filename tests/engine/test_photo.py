@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from foi_engine import EditSettings, Instruction, PhotoError, SettingsError
-from foi_engine.photo import WorkingFrame, open_photo, prepare_photo, working_size
+from foi_engine.photo import PhotoMetadata, WorkingFrame, open_photo, prepare_photo, working_size
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,80 @@ def test_photo_never_modified(tiny_engine, tmp_path):
     tiny_engine.edit(image, [Instruction("make it winter")], EditSettings(steps=2, resolution=64))
     assert path.read_bytes() == before
     assert np.array_equal(np.asarray(image), np.asarray(copy))
+
+
+def _stripe_photo() -> Image.Image:
+    """Red, with a blue stripe down the left side."""
+    image = Image.new("RGB", (120, 80), "red")
+    image.paste((0, 0, 255), (0, 0, 20, 80))
+    return image
+
+
+def _heic(path, image: Image.Image, **options):
+    import pillow_heif  # noqa: F401 - the photo module registers its opener; this writes the test file
+
+    image.save(path, "HEIF", quality=90, **options)
+    return path
+
+
+def test_heic_photos_open_upright_like_any_other(tmp_path):
+    """An iPhone's HEIC, turned by its EXIF as the phone stores it, opens through the path
+    both the editor (Document.open_photo) and `foi` (open_photo + prepare_photo) use."""
+    from foi_desktop.document import Document
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # shown turned 90° clockwise
+    exif[ExifTags.Base.Artist] = "A. Photographer"
+    path = _heic(tmp_path / "IMG_0001.HEIC", _stripe_photo(), exif=exif.tobytes())
+    prepared = prepare_photo(open_photo(path))
+    assert prepared.mode == "RGB" and prepared.size == (80, 120)
+    top = np.asarray(prepared)[2, 40].astype(int)
+    assert top[2] > 200 and top[0] < 80  # the stripe is on top: turned once, not twice
+    doc = Document.open_photo(path)
+    assert np.array_equal(np.asarray(doc.photo), np.asarray(prepared))
+    assert doc.photo_metadata.format == "HEIF" and doc.full_export_suffix == ".jpg"
+    kept = Image.Exif()
+    kept.load(doc.photo_metadata.exif)
+    assert kept[ExifTags.Base.Artist] == "A. Photographer"
+
+
+def test_heic_has_the_same_limits_as_every_photo(tmp_path, monkeypatch):
+    noise = np.random.default_rng(3).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    path = _heic(tmp_path / "big.heic", Image.fromarray(noise))
+    cut = tmp_path / "cut.heic"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PhotoError, match="damaged or incomplete"):
+        open_photo(cut)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)
+    with pytest.raises(PhotoError, match="too large to open safely"):
+        open_photo(path)
+    monkeypatch.setattr("foi_engine.photo.MAX_PHOTO_FILE_BYTES", 1000)
+    with pytest.raises(PhotoError, match="larger than"):
+        open_photo(path)
+
+
+def test_metadata_keeps_exif_without_orientation_and_only_an_rgb_profile(tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Artist] = "A. Photographer"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2024:05:06 07:08:09"
+    path = tmp_path / "in.jpg"
+    _stripe_photo().save(path, exif=exif.tobytes(), icc_profile=srgb)
+    metadata = PhotoMetadata.of(open_photo(path))
+    assert metadata.format == "JPEG" and metadata.icc_profile == srgb
+    kept = Image.Exif()
+    kept.load(metadata.exif)
+    assert ExifTags.Base.Orientation not in kept  # the photo opens upright: nothing may turn it again
+    assert kept[ExifTags.Base.Artist] == "A. Photographer"
+    assert kept.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "2024:05:06 07:08:09"
+    # A grey or CMYK profile does not describe the RGB photo; damaged EXIF is left out, not fatal.
+    grey = Image.new("L", (64, 64))
+    grey.info.update(icc_profile=srgb[:16] + b"GRAY" + srgb[20:], exif=b"Exif\x00\x00MM\x00*garbage")
+    assert PhotoMetadata.of(grey) == PhotoMetadata(None, None, None)
+    assert PhotoMetadata.of(Image.new("RGB", (64, 64))) == PhotoMetadata()
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Starting, the model's state, messages instead of tracebacks, settings, recovery,
 clipboard, closing mid-run."""
 
+import asyncio
 import os
 import time
 
@@ -42,7 +43,11 @@ def test_help_runs_without_a_display():
 
 def test_model_not_available_says_what_to_do_and_the_app_carries_on(make_window, run, monkeypatch, tmp_path):
     offered = []
-    monkeypatch.setattr("foi_desktop.window.ask_model_missing", lambda parent, error: offered.append(str(error)))
+
+    async def not_now(parent, error):
+        offered.append(str(error))
+
+    monkeypatch.setattr("foi_desktop.window.ask_model_missing", not_now)
     window = make_window(model=str(tmp_path / "no-model-here"))
     window.open_sample()
     assert run(window.start_find_regions()) is None
@@ -58,16 +63,83 @@ def test_model_not_available_says_what_to_do_and_the_app_carries_on(make_window,
     assert window.find_action.isEnabled() or window.task.done()
 
 
-def test_choosing_tiny_random_after_a_missing_model_runs(make_window, run, monkeypatch, tmp_path):
-    monkeypatch.setattr("foi_desktop.window.ask_model_missing", lambda parent, error: "tiny-random")
+def _wait_for(loop, condition, timeout=60):
+    """Let the loop run (the window's coroutines with it) until condition() holds."""
+    async def poll():
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(asyncio.wait_for(poll(), timeout))
+
+
+def _model_dialog(window):
+    from foi_desktop.dialogs import ModelMissingDialog
+
+    shown = [d for d in window.findChildren(ModelMissingDialog) if d.isVisible()]
+    return shown[0] if shown else None
+
+
+def test_random_weights_after_a_missing_model_carries_on_with_find_regions(make_window, run, loop, tmp_path):
     window = make_window(model=str(tmp_path / "missing"))
     window.open_sample()
-    run(window.start_find_regions())
+    task = window.start_find_regions()
+    _wait_for(loop, lambda: _model_dialog(window) is not None)
+    dialog = _model_dialog(window)
+    assert window.find_action.isEnabled() is False and not window.cancel_action.isEnabled()
+    dialog.random_button.click()
+    located = run(task)  # the same Find regions, now on tiny-random: no second click
+    assert located is not None and window.doc.layers[0].mask.any()
     assert window.client.choice.model == "tiny-random"
-    assert run(window.start_find_regions()) is not None
     assert window.client.info.random_weights and not window.random_label.isHidden()
     assert "tiny-random" in window.model_label.text()
-    assert window.doc.layers[0].mask.any()
+    assert _model_dialog(window) is None
+
+
+def test_the_shapes_model_after_a_missing_model_carries_on_with_the_edit(make_window, run, loop, tmp_path):
+    from foi_engine.catalog import SHAPES
+
+    window = make_window(model=str(tmp_path / "missing"), steps=2)
+    window.open_sample()
+    task = window.start_edit()
+    _wait_for(loop, lambda: _model_dialog(window) is not None)
+    _model_dialog(window).shapes_button.click()
+    entry = run(task)
+    assert entry is not None and entry.model_name == SHAPES and window.doc.results == [entry]
+    assert window.doc.settings.resolution == 64  # the shapes model's own size
+
+
+def test_a_chosen_model_folder_is_checked_at_once(qtbot, loop, tmp_path):
+    from foi_desktop.dialogs import ModelMissingDialog
+    from foi_engine import ModelError
+    from foi_engine.catalog import BUNDLED_MODELS
+
+    dialog = ModelMissingDialog(ModelError('The model "timbrooks/instruct-pix2pix" is not downloaded yet.'))
+    qtbot.addWidget(dialog)
+    dialog.open()
+    assert "Why: The model" in dialog.reason.text()
+    (tmp_path / "Holiday photos").mkdir()
+    dialog.use_folder(str(tmp_path / "Holiday photos"))
+    assert dialog.isVisible() and dialog.choice is None  # still there, for another choice
+    assert dialog.reason.text() == ("That folder cannot be used: Holiday photos is not a diffusers model folder "
+                                    "(it has no model_index.json).")
+    dialog.use_folder(str(BUNDLED_MODELS["shapes"]))
+    assert not dialog.isVisible() and dialog.result() == dialog.DialogCode.Accepted
+    assert dialog.choice == str(BUNDLED_MODELS["shapes"])
+
+
+def test_the_model_dialog_is_one_paragraph_that_offers_shapes_and_random_weights(qtbot):
+    from PySide6.QtWidgets import QLabel, QPushButton
+
+    from foi_desktop.dialogs import MODEL_MISSING_TEXT, ModelMissingDialog
+    from foi_engine import ModelError
+
+    dialog = ModelMissingDialog(ModelError("There is no folder /models/ip2p: check the path."))
+    qtbot.addWidget(dialog)
+    texts = [label.text() for label in dialog.findChildren(QLabel)]
+    assert texts == [MODEL_MISSING_TEXT, "Why: There is no folder /models/ip2p: check the path."]
+    assert "\n" not in MODEL_MISSING_TEXT and "shapes model" in MODEL_MISSING_TEXT
+    assert [button.text() for button in dialog.findChildren(QPushButton)] == [
+        "Choose Model Folder…", "Use Shapes Model", "Use Random Weights", "Not Now"]
 
 
 def test_mistakes_become_messages_not_tracebacks(window, run, errors, photo_path):
@@ -213,16 +285,46 @@ def test_closing_mid_run_cancels_and_exits_cleanly(make_window, qtbot, loop):
     window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
     steps = []
     window.client.progress.connect(lambda step, total, preview: steps.append(step))
+    finished = []  # counted in the engine's thread, as each step ends
+    window.client._worker.progress.connect(lambda _id, step, _total, _preview: finished.append(step),
+                                           Qt.ConnectionType.DirectConnection)
     task = window.start_edit()
     qtbot.waitUntil(lambda: len(steps) >= 1, timeout=120000)
     window.doc.modified = False
+    before = len(finished)
     started = time.monotonic()
     window.close()
     assert window.client._thread.isFinished()
+    # Quitting waits for the step under way to stop (and one that ended meanwhile), no more.
+    assert len(finished) <= before + 2
     assert time.monotonic() - started < 30
     loop.run_until_complete(_settle(task))
     assert task.done()
     assert steps[-1] < 399
+
+
+def test_the_app_ends_its_process_without_the_interpreters_teardown(tmp_path):
+    """After the window has closed, `end_process` runs the exit handlers (PySide's ends Qt,
+    logging's flushes the log) and exits at once, skipping seconds of freeing torch's objects
+    (bench/bench_quit.py measures it)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import atexit
+from PySide6.QtWidgets import QApplication
+from foi_desktop.app import end_process
+app = QApplication([])
+app.destroyed.connect(lambda: print("qt ended", flush=True))
+atexit.register(lambda: open({str(tmp_path / "handler-ran")!r}, "w").close())
+end_process()
+print("not reached")
+"""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=root,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["qt", "ended"] and (tmp_path / "handler-ran").exists()
 
 
 async def _settle(task):
