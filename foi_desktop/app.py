@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import logging
 import os
 import sys
 import traceback
 from logging.handlers import RotatingFileHandler
-from typing import NoReturn
 
 from foi_engine import FoiError, threads
+from foi_engine.process import end_process
 
 from . import __version__
 from .look import create_application  # noqa: F401 - the app's entry points and tests build it from here
@@ -145,20 +144,9 @@ def main(argv=None) -> int:
     app.aboutToQuit.connect(closed.set)
     with loop:
         loop.run_until_complete(closed.wait())
-    end_process()
-
-
-def end_process() -> NoReturn:
-    """Exit without the interpreter's teardown. By now the window has stopped the engine thread,
-    dropped its autosave and saved the preferences; what the teardown would add is freeing
-    torch's and diffusers' objects module by module: seconds after the window has gone, with
-    nothing left to save (bench/bench_quit.py). The exit handlers still run, as at any exit:
-    PySide's ends Qt properly (the clipboard goes to the desktop's manager), logging's flushes
-    the log."""
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # By now the window has stopped the engine thread, dropped its autosave and saved the
+    # preferences: nothing is left for the interpreter's teardown to do but take seconds.
+    end_process(0)
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ class FoiEngine:
         instructions = _check_request(request.instructions, request.settings, request.seed)
         settings, seed, locate_only = request.settings, request.seed, request.locate_only
         focus = settings.focus or locate_only
-        pipe, device, control = self.pipe, self.pipe.device, self._control
+        pipe, control = self.pipe, self._control
 
         # 2. Prepare the photo at IP2P's working size, the text's token layout and the τ_i
         photo = prepare_photo(request.image)

@@ -133,6 +133,13 @@ def test_console_script_runs_offline(tmp_path, photo_file):
     assert out.exists()
 
 
+def test_the_command_exits_with_the_errors_code(tmp_path):
+    # `foi` ends without the interpreter's teardown (foi_engine.process): the code must survive it.
+    done = subprocess.run([sys.executable, "-m", "foi_engine.cli", "edit", str(tmp_path / "missing.png"), "-i",
+                           "make it winter", "-o", str(tmp_path / "r.png")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stderr.startswith("foi: ") and len(done.stderr.splitlines()) == 1
+
+
 def test_layered_and_full_resolution_outputs(capsys, tmp_path, photo_file):
     import zipfile
 

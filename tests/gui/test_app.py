@@ -313,11 +313,11 @@ def test_the_app_ends_its_process_without_the_interpreters_teardown(tmp_path):
     script = f"""
 import atexit
 from PySide6.QtWidgets import QApplication
-from foi_desktop.app import end_process
+from foi_engine.process import end_process
 app = QApplication([])
 app.destroyed.connect(lambda: print("qt ended", flush=True))
 atexit.register(lambda: open({str(tmp_path / "handler-ran")!r}, "w").close())
-end_process()
+end_process(0)
 print("not reached")
 """
     root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
