@@ -197,6 +197,11 @@ class MainWindow(QMainWindow):
         self.masks_action = a("Masks", self.canvas.set_masks_visible, "M", "Show the instruction masks",
                               checkable=True)
         self.masks_action.setChecked(True)
+        self.solo_action = a("Show Only Active Mask", self.canvas.set_solo_mask, "Shift+M",
+                             "Hide the other instructions' masks", checkable=True)
+        self.outline_action = a("Mask Outlines", self.canvas.set_mask_outlines, "O",
+                                "Draw each mask's edge instead of tinting all of it, to see the photo inside",
+                                checkable=True)
         self.compare_action = a("Compare", self.canvas.set_compare, "C",
                                 "Split view: original left, result right (drag to move)", checkable=True)
         self.original_action = a("Show Original", lambda on: self.canvas.set_show_original(on), "\\",
@@ -297,7 +302,8 @@ class MainWindow(QMainWindow):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&View")
         for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action, None,
-                       self.masks_action, self.compare_action, self.original_action, self.raw_action):
+                       self.masks_action, self.solo_action, self.outline_action, None, self.compare_action,
+                       self.original_action, self.raw_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         self.menuBar().addMenu("&Help").addAction(self.about_action)
 
