@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QColorDialog, QComboB
                                QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from foi_engine import Instruction
+from foi_engine import Instruction, InstructionError
 from foi_engine.settings import RANGES
 
 WHOLE_IMAGE = "Whole image"
@@ -235,7 +235,7 @@ class InstructionPanel(QWidget):
         scroll.setWidget(rows_widget)
         self.add_button = QPushButton("+ Add instruction")
         self.add_button.clicked.connect(self.add_instruction)
-        self.tokens_label = QLabel(objectName="tokenCounter")
+        self.tokens_label = QLabel(objectName="tokenCounter", wordWrap=True)  # a refusal's reason is a sentence
         self.tokens_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         footer = QHBoxLayout()
         footer.setContentsMargins(6, 0, 6, 6)
@@ -301,23 +301,30 @@ class InstructionPanel(QWidget):
         self.update_tokens()
 
     def update_tokens(self) -> None:
-        """"Tokens 23 / 77", red past the limit; silent until the model (and so its tokenizer) is loaded."""
+        """"Tokens 23 / 77", red past the limit or with the reason a run would refuse an
+        instruction; silent until the model's tokenizer is read."""
         label = self.tokens_label
         texts = [layer.text for layer in self.doc.layers if layer.text.strip()] if self.doc else []
         key = (tuple(texts), self._token_counter, self._max_tokens)
         if key == self._counted:
             return  # a τ drag must not re-tokenize on every move
         self._counted = key
-        count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
-        if count is None or self._max_tokens is None:
-            label.setText("")
-            label.setToolTip("The token count appears once the model is loaded.")
-            over = False
-        else:
-            over = count > self._max_tokens
-            label.setText(f"Tokens {count} / {self._max_tokens}" + ("  — too long" if over else ""))
-            label.setToolTip("The model reads at most this many tokens of all instructions together; "
-                             "shorten them if the count is red.")
+        text, tip, over = self._token_count(texts)
+        label.setText(text)
+        label.setToolTip(tip)
         label.setProperty("over", "true" if over else "false")
         label.style().unpolish(label)
         label.style().polish(label)
+
+    def _token_count(self, texts: list[str]) -> tuple[str, str, bool]:
+        """The counter's text, its tooltip, and whether it is red."""
+        try:
+            count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
+        except InstructionError as error:  # too long, a control character: a run would refuse it too
+            return str(error), "", True
+        if count is None or self._max_tokens is None:
+            return "", "The token count appears as soon as the model's files are on this computer.", False
+        over = count > self._max_tokens
+        return (f"Tokens {count} / {self._max_tokens}" + ("  — too long" if over else ""),
+                "The model reads at most this many tokens of all instructions together; shorten them if the "
+                "count is red.", over)

@@ -84,6 +84,7 @@ class MainWindow(QMainWindow):
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
+        self.client.tokenizerLoaded.connect(self._on_tokenizer_loaded)
         self.client.progress.connect(self._on_progress)
         self._model_override, self._device_override = model_override, device_override
         self._threads_override = threads_override
@@ -950,6 +951,9 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
 
+    def _on_tokenizer_loaded(self, max_tokens: int) -> None:
+        self.panel.set_token_counter(self.client.count_tokens, max_tokens)  # before the model loads
+
     def _show_model_state(self) -> None:
         info = self.client.info
         if info is None:
@@ -1077,6 +1081,7 @@ class MainWindow(QMainWindow):
             self.client.shutdown()
         else:
             for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
+                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded),
                                  (self.client.progress, self._on_progress)):
                 signal.disconnect(slot)
         if self.doc is not None:

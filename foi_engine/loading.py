@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .catalog import BUNDLED_MODELS
+from .catalog import BUNDLED_MODELS, TINY_RANDOM
 from .errors import ModelError, NotInstructPix2PixError, SettingsError
 
 # What a download skips: pickled weights, half-precision duplicates, the safety checker.
@@ -75,8 +75,9 @@ def _progress_bar_class(progress):
     return Reporting
 
 
-def model_folder(model: str, progress=None) -> Path:
-    """A local folder holding the model: the one given, or the hub's cached download."""
+def model_folder(model: str, progress=None, download: bool = True) -> Path:
+    """A local folder holding the model: the one given, or the hub's cached download
+    (fetched first unless offline or download is False)."""
     if model in BUNDLED_MODELS:
         if not BUNDLED_MODELS[model].is_dir():
             raise ModelError(f'The bundled "{model}" model is missing from this installation: reinstall FoI Studio.')
@@ -100,7 +101,7 @@ def model_folder(model: str, progress=None) -> Path:
         folder = snapshot_download(
             model,
             ignore_patterns=IGNORED_FILES,
-            local_files_only=offline(),
+            local_files_only=offline() or not download,
             tqdm_class=_progress_bar_class(progress) if progress else None,
         )
     except HFValidationError:
@@ -145,6 +146,22 @@ def check_folder(folder: Path, name: str) -> None:
             f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
             "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
         )
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer alone, from files already on this computer (never a download):
+    enough to count an instruction's tokens long before the model itself is needed."""
+    if model == TINY_RANDOM:
+        from .tiny import tiny_tokenizer
+
+        return tiny_tokenizer()
+    from transformers import CLIPTokenizer  # what an InstructPix2Pix pipeline loads
+
+    folder = model_folder(model, download=False) / "tokenizer"
+    try:
+        return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as error:  # transformers raises many types for missing or damaged files
+        raise ModelError(f"{model} has no readable tokenizer ({error}).") from None
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):

@@ -1,8 +1,11 @@
-"""The instruction rows (issue 13): a text field that grows with its instruction, and a row
-that becomes the selected instruction when the user works in it."""
+"""The instruction rows (issue 13): a text field that grows with its instruction, a token count
+that is there as soon as a project opens, and a row that becomes the selected instruction
+when the user works in it."""
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPlainTextEdit
+
+from foi_engine import Instruction
 
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -68,3 +71,27 @@ def test_working_in_a_row_selects_its_instruction(window, qtbot):
     qtbot.keyClicks(second.text_edit, " tonight")
     assert window.doc.layers[1].text.endswith(" tonight") and window.panel.active_layer_id == second.layer_id
 
+
+def test_a_reopened_project_shows_its_token_count_before_the_model_loads(window, make_window, shared_client,
+                                                                       qtbot, run, tmp_path):
+    window.open_sample()
+    path = str(tmp_path / "sample.foi")
+    assert window._save_to(path)
+    expected = shared_client.count_tokens([Instruction(layer.text) for layer in window.doc.layers])
+    fresh = make_window()  # a new session: its own engine, nothing loaded
+    assert run(fresh.open_path(path)) is True
+    label = fresh.panel.tokens_label
+    qtbot.waitUntil(lambda: label.text() != "", timeout=60000)
+    assert label.text() == f"Tokens {expected} / {shared_client.info.max_tokens}"
+    assert fresh.client.info is None  # the model itself still loads only when a run needs it
+    assert [row.text_edit.toPlainText() for row in fresh.panel.rows.values()] == \
+        [layer.text for layer in fresh.doc.layers]
+
+
+def test_an_instruction_the_model_would_refuse_says_why_in_the_counter(window, shared_client, qtbot, photo_path):
+    layer, row = _new_row(window, qtbot, photo_path)
+    label = window.panel.tokens_label
+    row.text_edit.setPlainText("make it snowy " * 80)  # pasted: more than the 1000 characters a run takes
+    assert "write at most 1000" in label.text() and label.property("over") == "true"
+    row.text_edit.setPlainText("make it snowy")
+    assert label.text().startswith("Tokens ") and label.property("over") == "false"
