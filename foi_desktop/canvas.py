@@ -1,6 +1,7 @@
-"""The canvas: the photo, one coloured overlay per instruction, the result, zoom, pan,
-brush painting, selection tools (rectangle, ellipse, lasso, polygon, magic wand) and a
-before/after split.
+"""The canvas: the photo, one coloured overlay per instruction (tinted, or outlined; all, or
+only the active one's), the result, zoom, pan, brush painting (a pen's pressure sizes the
+brush), selection tools (rectangle, ellipse, lasso, polygon, magic wand) and a before/after
+split.
 
 Scene coordinates are photo pixels. The view observes the document's events and repaints
 only what changed: a brush segment touches a few tiles of one overlay, a threshold move
@@ -12,12 +13,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsPathItem,
                                QGraphicsScene, QGraphicsView, QLabel, QStyleOptionGraphicsItem, QWidget)
 
-from .document import selection
+from .document import maskops, selection
 from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
@@ -28,6 +29,9 @@ BADGE_MARGIN = 8  # px from the view's corner to a Before / After / Original lab
 BRUSHES = ("brush", "eraser")
 # Drawn selection tools and the undo item each makes; "wand" selects with a click.
 SHAPES = {"rectangle": "Rectangle", "ellipse": "Ellipse", "lasso": "Lasso", "polygon": "Polygon"}
+CURSOR_WIDTH = 2  # screen px of the brush outline's coloured ring (a dark one around it)
+PEN_EVENTS = (QEvent.Type.TabletPress, QEvent.Type.TabletMove, QEvent.Type.TabletRelease)
+OUTLINE_LEVEL = 128  # a mask value from which a pixel is inside the outline (half strength or more)
 
 
 def _badge(parent: QWidget, text: str) -> QLabel:
@@ -44,7 +48,7 @@ def _scale(painter: QPainter) -> float:
     return QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
 
 
-def _cosmetic_pen(color: str, width: float) -> QPen:
+def _cosmetic_pen(color: str | QColor, width: float) -> QPen:
     """A pen as wide on screen at any zoom."""
     pen = QPen(QColor(color), width)
     pen.setCosmetic(True)
@@ -99,9 +103,10 @@ class PictureItem(QGraphicsItem):
 
 
 class MaskOverlayItem(QGraphicsItem):
-    """One instruction's mask in its colour: alpha = mask value, opacity = the layer's."""
+    """One instruction's mask in its colour: alpha = mask value, opacity = the layer's; or, as
+    an outline, only the mask's edge in its colour, opaque."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, outline: bool = False):
         super().__init__()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
         self.layer = layer
@@ -112,6 +117,8 @@ class MaskOverlayItem(QGraphicsItem):
         self._preview = np.zeros((-(-height // f), -(-width // f)), np.uint32)
         self._preview_image = wrap_argb(self._preview)
         self._tiles: dict[tuple[int, int], tuple[np.ndarray, QImage]] = {}
+        self._outline = outline
+        self._edge_widths: dict[int, int] = {}  # the outline's width in pixels of a grid (by its step)
         self._color = None
         self.sync_layer()
 
@@ -122,27 +129,68 @@ class MaskOverlayItem(QGraphicsItem):
         """Colour and opacity from the layer. Both live in the look-up table (Qt paints an
         opaque-item image faster than one with item opacity), so a change re-colours."""
         layer = self.layer
-        look = (tuple(layer.color), round(float(layer.opacity), 3))
+        look = (tuple(layer.color), round(float(layer.opacity), 3), self._outline)
         if look != self._color:
             self._color = look
-            self._lut = overlay_lut(*look)
+            self._lut = overlay_lut(layer.color, 1.0 if self._outline else layer.opacity)
             self._tiles.clear()
             self.refresh(None)
+
+    def set_outline(self, outline: bool) -> None:
+        """Show only the mask's edge (True) or all of it, tinted (False)."""
+        self._outline = bool(outline)
+        self.sync_layer()
 
     def refresh(self, rect) -> None:
         """The mask changed under rect (x0, y0, x1, y1) photo px, or everywhere (None)."""
         width, height = self._size
         x0, y0, x1, y1 = rect if rect is not None else (0, 0, width, height)
+        if self._outline:  # a changed pixel moves the edge up to an outline's width away
+            reach = max((w * step for step, w in self._edge_widths.items()), default=1)
+            x0, y0, x1, y1 = max(x0 - reach, 0), max(y0 - reach, 0), min(x1 + reach, width), min(y1 + reach, height)
         f = self._factor
         px0, py0, px1, py1 = x0 // f, y0 // f, -(-x1 // f), -(-y1 // f)
-        sample = self.layer.mask[py0 * f: py1 * f: f, px0 * f: px1 * f: f]
-        np.take(self._lut, sample, out=self._preview[py0:py1, px0:px1])
+        self._fill_preview(px0, py0, px1, py1)
         if self._tiles:
             for ty in range(y0 // TILE, -(-y1 // TILE)):
                 for tx in range(x0 // TILE, -(-x1 // TILE)):
                     self._tiles.pop((tx, ty), None)
         # Repaint what the preview pixels cover (a little wider than rect when reduced).
         self.update(QRectF(px0 * f, py0 * f, (px1 - px0) * f, (py1 - py0) * f))
+
+    def _fill_preview(self, px0: int, py0: int, px1: int, py1: int) -> None:
+        np.take(self._lut, self._levels((px0, py0, px1, py1), self._factor), out=self._preview[py0:py1, px0:px1])
+
+    def _levels(self, box, step: int) -> np.ndarray:
+        """What the look-up table colours in box (x0, y0, x1, y1) of the grid that samples the
+        mask every step px: the mask's values, or for an outline 255 on its edge, 0 elsewhere."""
+        x0, y0, x1, y1 = box
+        mask = self.layer.mask
+        if not self._outline:
+            return mask[y0 * step: y1 * step: step, x0 * step: x1 * step: step]
+        # The box and a margin of the outline's width (beyond the photo: outside the mask).
+        w = self._edge_widths.get(step, 1)
+        rows, cols = -(-mask.shape[0] // step), -(-mask.shape[1] // step)
+        ya, yb, xa, xb = max(y0 - w, 0), min(y1 + w, rows), max(x0 - w, 0), min(x1 + w, cols)
+        inside = np.zeros((y1 - y0 + 2 * w, x1 - x0 + 2 * w), bool)
+        inside[ya - y0 + w: yb - y0 + w, xa - x0 + w: xb - x0 + w] = \
+            mask[ya * step: yb * step: step, xa * step: xb * step: step] >= OUTLINE_LEVEL
+        edge = maskops.inner_edge(inside, w)[w:-w, w:-w]
+        return np.where(edge, np.uint8(255), np.uint8(0))
+
+    def _fit_outline(self, step: int, pixel_on_screen: float) -> None:
+        """Keep the outline drawn on the grid of this step at least one screen pixel wide (one
+        grid pixel zoomed in, more zoomed out: a thinner line would lose rows when scaled)."""
+        if not self._outline:
+            return
+        width = max(1, math.ceil(1.0 / pixel_on_screen - 1e-6))
+        if self._edge_widths.get(step) == width:
+            return
+        self._edge_widths[step] = width
+        if step == 1:
+            self._tiles.clear()
+        if step == self._factor:
+            self._fill_preview(0, 0, self._preview.shape[1], self._preview.shape[0])
 
     def preview_alpha(self) -> np.ndarray:
         """The overlay's alpha as painted zoomed out (uint8, the reduced size): what a test or
@@ -152,8 +200,9 @@ class MaskOverlayItem(QGraphicsItem):
     def _tile(self, tx: int, ty: int) -> QImage:
         tile = self._tiles.get((tx, ty))
         if tile is None:
-            mask = self.layer.mask[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
-            pixels = self._lut[mask]
+            width, height = self._size
+            box = (tx * TILE, ty * TILE, min((tx + 1) * TILE, width), min((ty + 1) * TILE, height))
+            pixels = self._lut[self._levels(box, 1)]
             tile = self._tiles[(tx, ty)] = (pixels, wrap_argb(pixels))
         return tile[1]
 
@@ -169,10 +218,13 @@ class MaskOverlayItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)  # the view's hint
 
     def _paint_pixels(self, painter: QPainter, exposed: QRectF, f: int) -> None:
-        if f == 1 or _scale(painter) * f <= 1.0:
+        scale = _scale(painter)
+        if f == 1 or scale * f <= 1.0:
+            self._fit_outline(f, scale * f)
             source = QRectF(exposed.x() / f, exposed.y() / f, exposed.width() / f, exposed.height() / f)
             painter.drawImage(exposed, self._preview_image, source)
             return
+        self._fit_outline(1, scale)
         for ty in range(int(exposed.top()) // TILE, math.ceil(exposed.bottom() / TILE)):
             for tx in range(int(exposed.left()) // TILE, math.ceil(exposed.right() / TILE)):
                 painter.drawImage(QPointF(tx * TILE, ty * TILE), self._tile(tx, ty))
@@ -224,9 +276,11 @@ class CanvasView(QGraphicsView):
         self.brush_diameter = 40.0  # photo pixels, as the Size box says
         self.brush_hardness = 0.8
         self.wand_tolerance = 32  # 0..255 per channel
-        self.active_layer_id: str | None = None
+        self._active_layer_id: str | None = None
         self._overlays: dict[str, MaskOverlayItem] = {}
         self._masks_visible = True
+        self._solo_mask = False  # only the active instruction's mask shown
+        self._mask_outlines = False  # each mask's edge instead of its tint
         self._photo_item: PictureItem | None = None
         self._result = ResultItem()
         self._result.setZValue(1)
@@ -238,7 +292,8 @@ class CanvasView(QGraphicsView):
         self._divider.setZValue(10)
         self._cursor_items = [QGraphicsEllipseItem(), QGraphicsEllipseItem()]
         self._band_items = [QGraphicsPathItem(), QGraphicsPathItem()]  # the shape being selected
-        for item, color, width in zip(self._cursor_items + self._band_items, ("#000000", "#ffffff") * 2, (3, 1) * 2):
+        for item, color, width in zip(self._cursor_items + self._band_items, ("#000000", "#ffffff") * 2,
+                                      (CURSOR_WIDTH + 2, CURSOR_WIDTH, 3, 1)):
             item.setPen(_cosmetic_pen(color, width))
             item.setZValue(20)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
@@ -269,7 +324,7 @@ class CanvasView(QGraphicsView):
         if self.doc is not None:
             self.doc.events.disconnect(self._on_event)
         self.doc = doc
-        self.active_layer_id = None
+        self._active_layer_id = None
         self._cancel_selection()
         for item in list(self._overlays.values()):
             self.scene().removeItem(item)
@@ -294,9 +349,9 @@ class CanvasView(QGraphicsView):
         if event.kind == "layers":
             self._sync_layers()
         elif event.kind == "layer" and event.layer_id in self._overlays:
-            overlay = self._overlays[event.layer_id]
-            overlay.sync_layer()
-            overlay.setVisible(self._masks_visible and overlay.layer.visible)
+            self._overlays[event.layer_id].sync_layer()
+            self._show_overlays()
+            self._color_cursor()
         elif event.kind == "mask" and event.layer_id in self._overlays:
             overlay = self._overlays[event.layer_id]
             # A few tiles (a brush dab) one by one; many (a threshold band) as one rectangle:
@@ -316,15 +371,25 @@ class CanvasView(QGraphicsView):
         for index, layer in enumerate(self.doc.layers):
             overlay = self._overlays.get(layer.id)
             if overlay is None:
-                overlay = self._overlays[layer.id] = MaskOverlayItem(layer)
+                overlay = self._overlays[layer.id] = MaskOverlayItem(layer, self._mask_outlines)
                 self.scene().addItem(overlay)
             overlay.setZValue(2 + index * 0.01)
-            overlay.setVisible(self._masks_visible and layer.visible)
-        if self.active_layer_id not in layers:
-            self.active_layer_id = None
+        self.active_layer_id = self._active_layer_id if self._active_layer_id in layers else None
 
     def overlay(self, layer_id: str) -> MaskOverlayItem:
         return self._overlays[layer_id]
+
+    @property
+    def active_layer_id(self) -> str | None:
+        """The instruction the mask tools work on (the selected row)."""
+        return self._active_layer_id
+
+    @active_layer_id.setter
+    def active_layer_id(self, layer_id: str | None) -> None:
+        self._active_layer_id = layer_id
+        self._show_overlays()  # Show Only Active Mask follows the selection
+        self._color_cursor()
+        self._update_cursor(None)
 
     @property
     def masks_visible(self) -> bool:
@@ -332,8 +397,25 @@ class CanvasView(QGraphicsView):
 
     def set_masks_visible(self, visible: bool) -> None:
         self._masks_visible = bool(visible)
+        self._show_overlays()
+
+    def set_solo_mask(self, solo: bool) -> None:
+        """Show only the active instruction's mask (True) or every shown one (False)."""
+        self._solo_mask = bool(solo)
+        self._show_overlays()
+
+    def set_mask_outlines(self, outlines: bool) -> None:
+        """Draw each mask's edge in its colour (True) instead of tinting all of it (False)."""
+        self._mask_outlines = bool(outlines)
         for overlay in self._overlays.values():
-            overlay.setVisible(self._masks_visible and overlay.layer.visible)
+            overlay.set_outline(self._mask_outlines)
+
+    def _show_overlays(self) -> None:
+        """An overlay shows while masks are shown, its own is (its row's tick) and, for Show
+        Only Active Mask, it is the active one."""
+        for layer_id, overlay in self._overlays.items():
+            overlay.setVisible(self._masks_visible and overlay.layer.visible
+                               and (not self._solo_mask or layer_id == self._active_layer_id))
 
     # -- result and compare ----------------------------------------------------------------
     def show_result(self, image, box=None) -> None:
@@ -492,11 +574,22 @@ class CanvasView(QGraphicsView):
             shape = Qt.CursorShape.CrossCursor if show else Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(shape)
 
-    def paint_stroke(self, points, erase: bool | None = None) -> None:
-        """Paint a stroke through photo-pixel points as one undo item (what a drag does)."""
+    def _color_cursor(self) -> None:
+        """The brush outline in the active instruction's colour: which mask it paints is plain."""
+        overlay = self._overlays.get(self._active_layer_id)
+        color = QColor(*overlay.layer.color) if overlay is not None else QColor("#ffffff")
+        self._cursor_items[1].setPen(_cosmetic_pen(color, CURSOR_WIDTH))
+
+    def _begin_stroke(self, erase: bool | None = None) -> None:
+        """A document stroke on the active mask with the brush's size and hardness (erasing
+        with the eraser, unless told)."""
         erase = self.tool == "eraser" if erase is None else erase
         self.doc.begin_stroke(self.active_layer_id, erase=erase, radius=self.brush_radius,
                               hardness=self.brush_hardness)
+
+    def paint_stroke(self, points, erase: bool | None = None) -> None:
+        """Paint a stroke through photo-pixel points as one undo item (what a drag does)."""
+        self._begin_stroke(erase)
         try:
             for x, y in points:
                 self.doc.stroke_to(float(x), float(y))
@@ -587,8 +680,7 @@ class CanvasView(QGraphicsView):
         elif button == Qt.MouseButton.LeftButton and self._can_paint():
             self._painting = True
             pos = self.mapToScene(event.position().toPoint())
-            self.doc.begin_stroke(self.active_layer_id, erase=self.tool == "eraser", radius=self.brush_radius,
-                                  hardness=self.brush_hardness)
+            self._begin_stroke()
             self.doc.stroke_to(pos.x(), pos.y())
         else:
             super().mousePressEvent(event)
@@ -633,6 +725,34 @@ class CanvasView(QGraphicsView):
             event.accept()
             return
         super().mouseDoubleClickEvent(event)
+
+    def viewportEvent(self, event) -> bool:
+        if event.type() in PEN_EVENTS and self._pen_paints(event):
+            return True
+        return super().viewportEvent(event)
+
+    def _pen_paints(self, event) -> bool:
+        """Brush and eraser with a pen, its pressure scaling the brush's diameter (never below
+        a pixel). Whether the event was taken: what the canvas leaves (a hovering pen, the
+        selection tools, panning, the split) Qt hands on as mouse events."""
+        kind = event.type()
+        if kind == QEvent.Type.TabletPress:
+            if (event.button() != Qt.MouseButton.LeftButton or self._space or not self._can_paint()
+                    or self.tool not in BRUSHES):
+                return False
+            self._painting = True
+            self._begin_stroke()
+        elif not self._painting:
+            return False
+        pos = self.mapToScene(event.position().toPoint())
+        if kind == QEvent.Type.TabletRelease:
+            self._painting = False
+            self.doc.end_stroke()
+        else:
+            self.doc.stroke_to(pos.x(), pos.y(), max(self.brush_diameter * event.pressure(), 1.0) / 2)
+        self._update_cursor(pos)
+        event.accept()
+        return True
 
     def _move_split(self, view_pos: QPointF) -> None:
         x = self.mapToScene(view_pos.toPoint()).x()

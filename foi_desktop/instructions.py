@@ -6,16 +6,19 @@ the layer the brush paints on."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFrame, QGridLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSizePolicy, QSlider,
-                               QToolButton, QVBoxLayout, QWidget)
+import math
 
-from foi_engine import Instruction
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QFrame,
+                               QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
+
+from foi_engine import Instruction, InstructionError
 from foi_engine.settings import RANGES
 
 WHOLE_IMAGE = "Whole image"
+MAX_TEXT_LINES = 5  # the instruction field grows with its text up to this many lines, then scrolls
 
 
 def swatch_icon(color: tuple[int, int, int], size: int = 18) -> QIcon:
@@ -30,8 +33,44 @@ def swatch_icon(color: tuple[int, int, int], size: int = 18) -> QIcon:
     return QIcon(pixmap)
 
 
+class InstructionText(QPlainTextEdit):
+    """An instruction's text, wrapped, as tall as its lines up to MAX_TEXT_LINES, then
+    scrolling. Enter starts a new line (the model reads it as a space), Ctrl+Enter runs Edit
+    (the window's shortcut), Tab moves on to the next control, as in a one-line field."""
+
+    def __init__(self, placeholder: str):
+        super().__init__(placeholderText=placeholder)
+        self.setTabChangesFocus(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.textChanged.connect(self._fit_height)
+        self._fit_height()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)  # wraps the text at the new width
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit_height()  # now with the style sheet's padding
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit_height()
+
+    def _fit_height(self) -> None:
+        lines = min(max(self.document().lineCount(), 1), MAX_TEXT_LINES)
+        chrome = self.height() - self.contentsRect().height()  # frame and padding
+        # The document's margin above and below, and the pixel QPlainTextEdit keeps free
+        # before it shows a scroll bar.
+        text = lines * self.fontMetrics().lineSpacing() + 2 * self.document().documentMargin() + 1
+        self.setFixedHeight(math.ceil(text) + chrome)
+
+
 class InstructionRow(QFrame):
-    """The controls of one layer. `selected` is emitted when the user clicks into it."""
+    """The controls of one layer. `selected` is emitted when the user works in it."""
 
     selected = Signal(str)
 
@@ -45,8 +84,9 @@ class InstructionRow(QFrame):
         self.color_button.clicked.connect(self._choose_color)
         self.visible_box = QCheckBox(toolTip="Show this instruction's mask")
         self.visible_box.toggled.connect(lambda on: self.doc.update_layer(self.layer_id, visible=on))
-        self.text_edit = QLineEdit(placeholderText="Describe one change, e.g. “make the sky stormy”")
-        self.text_edit.textEdited.connect(lambda text: self.doc.update_layer(self.layer_id, text=text))
+        self.text_edit = InstructionText("Describe one change, e.g. “make the sky stormy”")
+        self.text_edit.textChanged.connect(
+            lambda: self.doc.update_layer(self.layer_id, text=self.text_edit.toPlainText()))
         self.up_button = QToolButton(text="▲", toolTip="Move up", autoRaise=True)
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button = QToolButton(text="▼", toolTip="Move down", autoRaise=True)
@@ -76,7 +116,7 @@ class InstructionRow(QFrame):
         top.setSpacing(4)
         for widget in (self.color_button, self.visible_box, self.text_edit, self.up_button, self.down_button,
                        self.remove_button):
-            top.addWidget(widget)
+            top.addWidget(widget, alignment=Qt.AlignmentFlag.AlignTop)  # beside the first line of a long text
         grid = QGridLayout()
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(3)
@@ -95,6 +135,8 @@ class InstructionRow(QFrame):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addLayout(top)
         layout.addLayout(grid)
+        for widget in (self, *self.findChildren(QWidget)):
+            widget.installEventFilter(self)
         self.refresh()
 
     @property
@@ -110,8 +152,8 @@ class InstructionRow(QFrame):
             widget.blockSignals(True)
         self.color_button.setIcon(swatch_icon(layer.color))
         self.visible_box.setChecked(layer.visible)
-        if self.text_edit.text() != layer.text:
-            self.text_edit.setText(layer.text)
+        if self.text_edit.toPlainText() != layer.text:
+            self.text_edit.setPlainText(layer.text)
         words = layer.words()
         if words != [self.keyword_box.itemData(i) for i in range(1, self.keyword_box.count())] \
                 or self.keyword_box.count() == 0:
@@ -140,13 +182,14 @@ class InstructionRow(QFrame):
         self.style().unpolish(self)
         self.style().polish(self)
 
-    def mousePressEvent(self, event) -> None:
-        self.selected.emit(self.layer_id)
-        super().mousePressEvent(event)
-
-    def focusInEvent(self, event) -> None:
-        self.selected.emit(self.layer_id)
-        super().focusInEvent(event)
+    def eventFilter(self, watched, event) -> bool:
+        """A click or the keyboard's focus in the row, its text, its τ slider, any field of
+        it, selects its instruction. Its buttons (show, colour, move, remove) act on it as it
+        is, without taking the selection from another."""
+        if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.FocusIn) \
+                and not isinstance(watched, QAbstractButton):
+            self.selected.emit(self.layer_id)
+        return False
 
     def _keyword_chosen(self, index: int) -> None:
         self.doc.update_layer(self.layer_id, keyword=self.keyword_box.itemData(index))
@@ -192,7 +235,7 @@ class InstructionPanel(QWidget):
         scroll.setWidget(rows_widget)
         self.add_button = QPushButton("+ Add instruction")
         self.add_button.clicked.connect(self.add_instruction)
-        self.tokens_label = QLabel(objectName="tokenCounter")
+        self.tokens_label = QLabel(objectName="tokenCounter", wordWrap=True)  # a refusal's reason is a sentence
         self.tokens_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         footer = QHBoxLayout()
         footer.setContentsMargins(6, 0, 6, 6)
@@ -258,23 +301,30 @@ class InstructionPanel(QWidget):
         self.update_tokens()
 
     def update_tokens(self) -> None:
-        """"Tokens 23 / 77", red past the limit; silent until the model (and so its tokenizer) is loaded."""
+        """"Tokens 23 / 77", red past the limit or with the reason a run would refuse an
+        instruction; silent until the model's tokenizer is read."""
         label = self.tokens_label
         texts = [layer.text for layer in self.doc.layers if layer.text.strip()] if self.doc else []
         key = (tuple(texts), self._token_counter, self._max_tokens)
         if key == self._counted:
             return  # a τ drag must not re-tokenize on every move
         self._counted = key
-        count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
-        if count is None or self._max_tokens is None:
-            label.setText("")
-            label.setToolTip("The token count appears once the model is loaded.")
-            over = False
-        else:
-            over = count > self._max_tokens
-            label.setText(f"Tokens {count} / {self._max_tokens}" + ("  — too long" if over else ""))
-            label.setToolTip("The model reads at most this many tokens of all instructions together; "
-                             "shorten them if the count is red.")
+        text, tip, over = self._token_count(texts)
+        label.setText(text)
+        label.setToolTip(tip)
         label.setProperty("over", "true" if over else "false")
         label.style().unpolish(label)
         label.style().polish(label)
+
+    def _token_count(self, texts: list[str]) -> tuple[str, str, bool]:
+        """The counter's text, its tooltip, and whether it is red."""
+        try:
+            count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
+        except InstructionError as error:  # too long, a control character: a run would refuse it too
+            return str(error), "", True
+        if count is None or self._max_tokens is None:
+            return "", "The token count appears as soon as the model's files are on this computer.", False
+        over = count > self._max_tokens
+        return (f"Tokens {count} / {self._max_tokens}" + ("  — too long" if over else ""),
+                "The model reads at most this many tokens of all instructions together; shorten them if the "
+                "count is red.", over)

@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
+        self.client.tokenizerLoaded.connect(self._on_tokenizer_loaded)
         self.client.progress.connect(self._on_progress)
         self._model_override, self._device_override = model_override, device_override
         self._threads_override = threads_override
@@ -198,6 +199,11 @@ class MainWindow(QMainWindow):
         self.masks_action = a("Masks", self.canvas.set_masks_visible, "M", "Show the instruction masks",
                               checkable=True)
         self.masks_action.setChecked(True)
+        self.solo_action = a("Show Only Active Mask", self.canvas.set_solo_mask, "Shift+M",
+                             "Hide the other instructions' masks", checkable=True)
+        self.outline_action = a("Mask Outlines", self.canvas.set_mask_outlines, "O",
+                                "Draw each mask's edge instead of tinting all of it, to see the photo inside",
+                                checkable=True)
         self.compare_action = a("Compare", self.canvas.set_compare, "C",
                                 "Split view: original left, result right (drag to move)", checkable=True)
         self.original_action = a("Show Original", lambda on: self.canvas.set_show_original(on), "\\",
@@ -267,7 +273,8 @@ class MainWindow(QMainWindow):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&View")
         for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action, None,
-                       self.masks_action, self.compare_action, self.original_action, self.raw_action):
+                       self.masks_action, self.solo_action, self.outline_action, None, self.compare_action,
+                       self.original_action, self.raw_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         self.menuBar().addMenu("&Help").addAction(self.about_action)
 
@@ -930,6 +937,9 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
 
+    def _on_tokenizer_loaded(self, max_tokens: int) -> None:
+        self.panel.set_token_counter(self.client.count_tokens, max_tokens)  # before the model loads
+
     def _show_model_state(self) -> None:
         info = self.client.info
         if info is None:
@@ -1058,6 +1068,7 @@ class MainWindow(QMainWindow):
             self.client.shutdown()
         else:
             for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
+                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded),
                                  (self.client.progress, self._on_progress)):
                 signal.disconnect(slot)
         if self.doc is not None:

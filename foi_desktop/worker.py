@@ -3,7 +3,8 @@
 `EngineWorker` lives in the thread and is the only code that touches the engine.
 `EngineClient` lives in the UI thread and turns requests into awaitables (qasync
 futures), so window code reads `result = await client.edit(...)` while the event loop
-keeps painting. The model loads lazily, on the first request that needs it."""
+keeps painting. The model loads lazily, on the first request that needs it; its tokenizer,
+which counts an instruction's tokens, as soon as the model is chosen."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from foi_engine import Cancelled, FoiError, ModelError, threads
 from foi_engine.errors import as_foi_error
+from foi_engine.prompt import count_tokens
 
 log = logging.getLogger(__name__)
 # A live preview at most this often: decoding and painting it costs the UI a few ms.
@@ -47,7 +49,7 @@ class EngineInfo:
 @dataclass(frozen=True)
 class _Request:
     id: int
-    kind: str  # "configure" (no reply), "load", "locate" or "edit"
+    kind: str  # "configure" (no reply), "tokenizer", "load", "locate" or "edit"
     args: tuple = ()
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -58,11 +60,19 @@ def _load_engine(choice: ModelChoice, progress):
     return FoiEngine.from_pretrained(choice.model, device=choice.device, precision=choice.precision, progress=progress)
 
 
+def _load_tokenizer(model: str):
+    from foi_engine.loading import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+
 class EngineWorker(QObject):
     """Runs in the engine thread. Every signal carries the request id first."""
 
     loading = Signal(int, int, int, str)  # id, done, total, text
     loaded = Signal(int, object)  # id, EngineInfo
+    tokenizer = Signal(int, object, object)  # id, ModelChoice, its tokenizer
     progress = Signal(int, int, int, object)  # id, step, steps, preview (PIL image or None)
     located = Signal(int, object)  # id, LocateResult
     edited = Signal(int, object)  # id, EditResult
@@ -85,6 +95,10 @@ class EngineWorker(QObject):
                     self._engine = None  # another model, device or precision; threads change in place
                 self._choice = choice
                 threads.apply(choice.threads, leave_free=1)  # the UI thread keeps a core
+                return
+            if request.kind == "tokenizer":
+                choice = request.args[0]
+                self.tokenizer.emit(request.id, choice, _load_tokenizer(choice.model))
                 return
             was_loaded = self._engine is not None
             engine = self._ensure_engine(request)
@@ -138,6 +152,7 @@ class EngineClient(QObject):
     submit = Signal(object)  # to the worker (queued across threads)
     loading = Signal(int, int, str)  # done, total, text
     loaded = Signal(object)  # EngineInfo
+    tokenizerLoaded = Signal(int)  # the model's most tokens: count_tokens counts from now on
     progress = Signal(int, int, object)  # step, steps, preview or None
 
     def __init__(self, parent=None):
@@ -146,6 +161,7 @@ class EngineClient(QObject):
         self._pending: dict[int, tuple[_Request, asyncio.Future]] = {}
         self.info: EngineInfo | None = None
         self.choice: ModelChoice | None = None
+        self._tokenizer = None  # the chosen model's, for counting before the model loads
         self._thread = QThread()
         self._thread.setObjectName("FoI engine")
         self._worker = EngineWorker()
@@ -155,6 +171,7 @@ class EngineClient(QObject):
         # worker's thread, and futures must be settled in the loop's own thread.
         self._worker.loading.connect(self._on_loading)
         self._worker.loaded.connect(self._on_loaded)
+        self._worker.tokenizer.connect(self._on_tokenizer)
         self._worker.progress.connect(self._on_progress)
         self._worker.located.connect(self._resolve)
         self._worker.edited.connect(self._resolve)
@@ -164,11 +181,14 @@ class EngineClient(QObject):
 
     # -- requests ---------------------------------------------------------------
     def set_model(self, choice: ModelChoice) -> None:
-        """Use this model from the next request on; nothing loads until one needs it."""
+        """Use this model from the next request on; nothing loads until one needs it but its
+        tokenizer (tokenizerLoaded says when; a model not on this computer has none yet)."""
         if choice == self.choice:
             return  # keep the loaded engine
-        self.choice, self.info = choice, None
+        self.choice, self.info, self._tokenizer = choice, None, None
         self.submit.emit(_Request(0, "configure", (choice,)))
+        # No future: a tokenizer that cannot be read leaves the count to the loaded model.
+        self.submit.emit(_Request(next(self._ids), "tokenizer", (choice,)))
 
     def load(self) -> asyncio.Future:
         """Load the chosen model now (locate and edit would load it anyway)."""
@@ -186,14 +206,17 @@ class EngineClient(QObject):
             request.cancel.set()
 
     def count_tokens(self, instructions) -> int | None:
-        """Tokens the instructions use, or None before the model is loaded. The tokenizer
-        only reads its vocabulary, so the UI thread may use it while the worker runs."""
-        if self.info is None:
-            return None
+        """Tokens the instructions use, or None before the model or its tokenizer is loaded.
+        The tokenizer only reads its vocabulary, so the UI thread may use it while the worker
+        runs."""
         try:
-            return self.info.engine.count_tokens(list(instructions))
+            if self.info is not None:
+                return self.info.engine.count_tokens(list(instructions))
+            if self._tokenizer is not None:
+                return count_tokens(self._tokenizer, list(instructions))
         except Exception:  # noqa: BLE001 - a counter must never break typing
-            return None
+            pass
+        return None
 
     def shutdown(self, timeout_ms: int = 60000) -> bool:
         """Cancel what runs, stop the thread and wait for it (the current step finishes)."""
@@ -228,6 +251,12 @@ class EngineClient(QObject):
         pending = self._pending.get(request_id)
         if pending is not None and pending[0].kind == "load":
             self._resolve(request_id, info)
+
+    @Slot(int, object, object)
+    def _on_tokenizer(self, _request_id: int, choice: ModelChoice, tokenizer) -> None:
+        if choice == self.choice:  # not one chosen before and replaced since
+            self._tokenizer = tokenizer
+            self.tokenizerLoaded.emit(tokenizer.model_max_length)
 
     @Slot(int, object)
     def _resolve(self, request_id: int, value) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .catalog import BUNDLED_MODELS, check_folder
+from .catalog import BUNDLED_MODELS, TINY_RANDOM, check_folder
 from .errors import ModelError, SettingsError
 
 # What a download skips: pickled weights, half-precision duplicates, the safety checker.
@@ -73,8 +73,9 @@ def _progress_bar_class(progress):
     return Reporting
 
 
-def model_folder(model: str, progress=None) -> Path:
-    """A local folder holding the model: the one given, or the hub's cached download."""
+def model_folder(model: str, progress=None, download: bool = True) -> Path:
+    """A local folder holding the model: the one given, or the hub's cached download
+    (fetched first unless offline or download is False)."""
     if model in BUNDLED_MODELS:
         if not BUNDLED_MODELS[model].is_dir():
             raise ModelError(f'The bundled "{model}" model is missing from this installation: reinstall FoI Studio.')
@@ -98,7 +99,7 @@ def model_folder(model: str, progress=None) -> Path:
         folder = snapshot_download(
             model,
             ignore_patterns=IGNORED_FILES,
-            local_files_only=offline(),
+            local_files_only=offline() or not download,
             tqdm_class=_progress_bar_class(progress) if progress else None,
         )
     except HFValidationError:
@@ -113,6 +114,22 @@ def model_folder(model: str, progress=None) -> Path:
     except (HfHubHTTPError, OSError) as error:
         raise ModelError(f'The model "{model}" could not be downloaded ({error}): check the connection.') from None
     return Path(folder)
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer alone, from files already on this computer (never a download):
+    enough to count an instruction's tokens long before the model itself is needed."""
+    if model == TINY_RANDOM:
+        from .tiny import tiny_tokenizer
+
+        return tiny_tokenizer()
+    from transformers import CLIPTokenizer  # what an InstructPix2Pix pipeline loads
+
+    folder = model_folder(model, download=False) / "tokenizer"
+    try:
+        return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as error:  # transformers raises many types for missing or damaged files
+        raise ModelError(f"{model} has no readable tokenizer ({error}).") from None
 
 
 def load_pipeline(model: str, device: torch.device, dtype: torch.dtype, progress=None):

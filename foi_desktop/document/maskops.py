@@ -148,6 +148,13 @@ def _dilate_octagon(array: np.ndarray, radius: int) -> np.ndarray:
     return work[radius : height - radius, radius : width - radius]
 
 
+def inner_edge(inside: np.ndarray, width: int) -> np.ndarray:
+    """The pixels of a region (bool) that have a pixel outside it within `width` (3×3 for 1,
+    rounder beyond): its edge, drawn inside it. Beyond the array counts as outside."""
+    outside = np.pad(~inside, width, constant_values=True)
+    return inside & _dilate_octagon(outside, width)[width:-width, width:-width]
+
+
 def grow(mask: np.ndarray, pixels: int) -> Rect | None:
     """Grow (pixels > 0) or shrink (< 0) the mask by about that many pixels, in place, with a
     rounded (octagonal) edge. Shrinking does not eat in from the photo's border."""

@@ -524,8 +524,9 @@ class Document:
         self._stroke = {"layer": layer, "erase": bool(erase), "radius": float(radius),
                         "hardness": float(hardness), "last": None}
 
-    def stroke_to(self, x: float, y: float) -> Rect | None:
-        """Paint from the last point (or a dab at the first) to (x, y), photo pixels.
+    def stroke_to(self, x: float, y: float, radius: float | None = None) -> Rect | None:
+        """Paint from the last point (or a dab at the first) to (x, y), photo pixels, with the
+        stroke's radius or, for this segment, another (a pen's pressure changes it as it goes).
         Returns the rectangle that may have changed (None when off the photo)."""
         stroke = self._stroke
         if stroke is None:
@@ -533,7 +534,7 @@ class Document:
         layer = stroke["layer"]
         start = stroke["last"] or (x, y)
         stroke["last"] = (x, y)
-        radius = stroke["radius"]
+        radius = stroke["radius"] if radius is None else float(radius)
         height, width = layer.mask.shape
         reach = maskops.clip_rect(
             (int(min(start[0], x) - radius) - 1, int(min(start[1], y) - radius) - 1,

@@ -86,3 +86,28 @@ def test_precision_is_chosen_by_name():
     assert FoiEngine.from_pretrained("tiny-random", device="cpu", precision="float16").pipe.unet.dtype == torch.float16
     with pytest.raises(SettingsError, match="not one of auto, float32, float16"):
         FoiEngine.from_pretrained("tiny-random", device="cpu", precision="half")
+
+
+def test_the_tokenizer_alone_counts_as_the_loaded_model_does(saved, monkeypatch):
+    """The editor counts tokens with the tokenizer alone until the model is needed."""
+    import huggingface_hub
+
+    from foi_engine.loading import load_tokenizer
+    from foi_engine.prompt import count_tokens
+
+    instructions = [Instruction("make the cat a tiger", "cat"), Instruction("turn the sky into a stormy night")]
+    for model in ("tiny-random", str(saved), "shapes"):
+        expected = FoiEngine.from_pretrained(model, device="cpu").count_tokens(instructions)
+        assert count_tokens(load_tokenizer(model), instructions) == expected
+    # A hub model is read only from the cache: counting never starts a download.
+    asked = []
+
+    def not_downloaded(*args, **kwargs):
+        asked.append(kwargs["local_files_only"])
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not in the cache")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_downloaded)
+    with pytest.raises(ModelError):
+        load_tokenizer("timbrooks/instruct-pix2pix")
+    assert asked == [True]

@@ -26,7 +26,7 @@ def test_starts_without_a_photo_on_the_sample_with_two_instructions(qtbot, loop)
         assert window.client.info is None
         assert "loads when first needed" in window.model_label.text()
         assert not window.random_label.isHidden()
-        assert window.panel.tokens_label.text() == ""  # no tokenizer yet
+        assert window.panel.tokens_label.text() == ""  # its tokenizer is still being read
     finally:
         window.close()
     assert window.client._thread.isFinished()
