@@ -40,3 +40,19 @@ class Cancelled(FoiError):
 
 class BusyError(FoiError):
     """The engine was asked to run from inside one of its own runs (a progress callback)."""
+
+
+class ServerError(FoiError):
+    """A FoI Studio server (`foi serve`) cannot be reached, refused a request, or went away."""
+
+
+class ServerAuthError(ServerError):
+    """The server wants a token and got none, or a wrong one."""
+
+
+class ServerVersionError(ServerError):
+    """The server speaks another version of the protocol than this client."""
+
+
+class ServerGoneError(ServerError):
+    """The server stopped answering while a job ran on it."""
