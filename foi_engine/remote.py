@@ -38,10 +38,23 @@ POLL_INTERVAL_S = 0.5  # without a socket
 RECONNECTS = 3  # an events socket that drops while the server still answers is reopened
 
 
-def _ssl_context():
+def client_ssl_context():
+    """The certificates an https:// server is checked against, the same for requests and the
+    socket: the system's (OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR add or replace them: how to
+    trust a self-signed server, docs/SERVER.md), plus certifi's public authorities unless
+    SSL_CERT_FILE says otherwise."""
+    import os
     import ssl
 
-    return ssl.create_default_context()
+    context = ssl.create_default_context()
+    if not os.environ.get("SSL_CERT_FILE"):
+        try:
+            import certifi
+
+            context.load_verify_locations(certifi.where())
+        except (ImportError, OSError, ssl.SSLError):
+            pass
+    return context
 
 
 class RemoteEngine:
@@ -59,8 +72,10 @@ class RemoteEngine:
         self._ping = (ping_interval, ping_timeout)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._headers = headers
+        self._ssl = client_ssl_context() if parts.scheme.lower() == "https" else None
         self._http = httpx.Client(base_url=self.url, headers=headers, follow_redirects=False,
-                                  timeout=httpx.Timeout(read_timeout, connect=connect_timeout), transport=transport)
+                                  verify=self._ssl or True, transport=transport,
+                                  timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
         self._server: dict | None = None
         self._lock = threading.Lock()
 
@@ -68,7 +83,11 @@ class RemoteEngine:
     def connect(cls, url: str, token: str | None = None, model: str | None = None, **options) -> "RemoteEngine":
         """A client whose server has answered: reachable, same protocol, token accepted, model offered."""
         engine = cls(url, token=token, model=model, **options)
-        engine.info()
+        try:
+            engine.info()
+        except BaseException:
+            engine.close()
+            raise
         return engine
 
     def close(self) -> None:
@@ -231,7 +250,7 @@ class RemoteEngine:
         address = urlunsplit((scheme, parts.netloc, f"{parts.path}/v1/jobs/{job_id}/events", "", ""))
         return connect(address, additional_headers=self._headers, open_timeout=CONNECT_TIMEOUT_S,
                        ping_interval=self._ping[0], ping_timeout=self._ping[1], max_size=16 * 1024**2,
-                       ssl=_ssl_context() if scheme == "wss" else None)
+                       ssl=self._ssl if scheme == "wss" else None)
 
     def _status_or_gone(self, job_id: str, what: str, cause) -> dict:
         """After the events socket dropped: the job's state if the server still answers."""
@@ -280,6 +299,10 @@ class RemoteEngine:
                                   "address and that `foi serve` runs there.") from None
             raise self._gone(during, error) from None
         except httpx.HTTPError as error:
+            if "CERTIFICATE_VERIFY_FAILED" in str(error):
+                raise ServerError(f"The server at {self.url} shows a certificate this computer does not trust "
+                                  f"({_reason(error)}): if the server's owner made it themselves, point SSL_CERT_FILE "
+                                  "at a copy of it (docs/SERVER.md).") from None
             if during == "connecting":
                 raise ServerError(f"Cannot reach the server at {self.url} ({_reason(error)}): check the address, "
                                   "that `foi serve` runs there, and that this computer can reach it.") from None

@@ -17,7 +17,7 @@ from foi_engine.protocol import EngineInfo
 
 
 @contextlib.contextmanager
-def running_server(engines: dict, **options):
+def running_server(engines: dict, ssl_certfile=None, ssl_keyfile=None, **options):
     """uvicorn on a free port of 127.0.0.1, in a thread: yields (url, scheduler)."""
     import uvicorn
 
@@ -32,7 +32,9 @@ def running_server(engines: dict, **options):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio",
+                                           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                                           timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -40,7 +42,7 @@ def running_server(engines: dict, **options):
         assert time.monotonic() < deadline, "the test server did not start"
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}", scheduler
+        yield f"{'https' if ssl_certfile else 'http'}://127.0.0.1:{port}", scheduler
     finally:
         server.should_exit = True
         scheduler.stop(5)

@@ -20,7 +20,7 @@ from foi_engine import Cancelled, EditSettings, Instruction, ModelError, PhotoEr
 from foi_engine.errors import ServerAuthError, ServerError, ServerGoneError, ServerVersionError
 from foi_engine.protocol import Engine, open_engine
 from foi_engine.remote import RemoteEngine
-from server_helpers import GateEngine, running_server
+from server_helpers import GateEngine, running_server, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = EditSettings(steps=4, resolution=64)
@@ -98,6 +98,56 @@ def test_cancelling_a_remote_edit_stops_it_on_the_server():
         assert isinstance(outcome.get("error"), Cancelled) and "cancelled" in str(outcome["error"])
         job = next(iter(scheduler._jobs.values()))
         assert job.state.value == "cancelled" and job.step == 0
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, as `foi serve --ssl-certfile/--ssl-keyfile` would be given one."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return cert, private
+
+
+def test_tls_carries_requests_and_the_socket_and_an_untrusted_certificate_is_told(tmp_path, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path)
+    gate = GateEngine(steps=2)
+    with running_server({"gate": gate}, ssl_certfile=str(cert), ssl_keyfile=str(key), tokens=(TOKEN,),
+                        local_only=False) as (url, scheduler):
+        assert url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(ServerError, match="shows a certificate this computer does not trust"):
+            RemoteEngine.connect(url, token=TOKEN)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+
+        def open_when_watched():  # the steps run once the client's socket listens
+            wait_until(lambda: any(job.listeners for job in list(scheduler._jobs.values())), what="the socket")
+            gate.gate.set()
+
+        threading.Thread(target=open_when_watched, daemon=True).start()
+        steps = []
+        with RemoteEngine.connect(url, token=TOKEN) as remote:  # closed: TLS connections end politely
+            result = remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS, seed=9,
+                                 on_step=lambda *a: steps.append(a))
+        assert result.seed == 9 and len(steps) == 2 and steps[-1][2] is not None  # previews came over wss
 
 
 def test_a_wrong_or_missing_token_is_told_plainly():
