@@ -79,6 +79,26 @@ def test_two_clients_take_turns_through_http(gate):
         scheduler.stop(5)
 
 
+def test_each_device_runs_a_job_of_its_own_and_the_first_free_one_takes_the_next():
+    first, second = GateEngine(steps=1), GateEngine(steps=1)
+    scheduler = Scheduler([Device("cuda:0", {"m": first}), Device("cuda:1", {"m": second})])
+    scheduler.start()
+    try:
+        a, b = scheduler.submit("A", small_request(1)), scheduler.submit("A", small_request(2))
+        wait_until(lambda: first.started.is_set() and second.started.is_set(), what="both devices to be busy")
+        assert {a.device, b.device} == {"cuda:0", "cuda:1"} and a.state is b.state is JobState.RUNNING
+        c = scheduler.submit("A", small_request(3))
+        time.sleep(0.05)
+        assert c.state is JobState.QUEUED  # no device is free
+        busy_second = b if b.device == "cuda:1" else a
+        second.gate.set()  # cuda:1 finishes first, so it takes the next job
+        wait_until(lambda: c.state is JobState.DONE, what="the third job")
+        assert busy_second.state is JobState.DONE and c.device == "cuda:1"
+    finally:
+        first.gate.set()
+        scheduler.stop(5)
+
+
 def test_a_queued_job_is_cancelled_at_once_and_a_running_one_within_a_step(scheduler, gate):
     client = TestClient(create_app(scheduler), base_url=LOCAL)
     running = post_job(client, 1).json()["id"]
@@ -239,6 +259,16 @@ def test_every_route_and_the_socket_check_the_token_in_constant_time(scheduler, 
     assert (b"y" * 30, TOKEN_A.encode()) in compared
     with client.websocket_connect(f"/v1/jobs/{job_id}/events", headers=bearer(TOKEN_A)) as socket:
         assert socket.receive_json()["type"] == "state"
+
+
+def test_a_server_url_is_told_from_a_model_name_or_folder():
+    from foi_engine.catalog import is_loopback, is_server_url
+
+    assert all(map(is_server_url, ["http://gpu-box:8765", "https://gpu-box.example.org/foi", "HTTP://10.0.0.2"]))
+    assert not any(map(is_server_url, ["timbrooks/instruct-pix2pix", "tiny-random", "/models/ip2p", "C:\\models",
+                                       "http://", "ftp://gpu-box", "file:///etc/passwd"]))
+    assert is_loopback("127.0.0.1") and is_loopback("[::1]") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("gpu-box")
 
 
 def test_the_routes_are_documented():
