@@ -38,7 +38,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from . import wire
 from .catalog import is_loopback
-from .errors import FoiError
+from .errors import FoiError, InstructionError
 from .scheduler import JobState, QueueFullError, Scheduler
 from .settings import MAX_INSTRUCTIONS, MAX_SEED
 from .version import version
@@ -199,6 +199,8 @@ def create_app(scheduler: Scheduler, options: ServerOptions = ServerOptions()) -
     async def count_tokens(request: Request, _client: str = Depends(authorized)):
         body = parse(TokensIn, await read_json(request, SMALL_REQUEST_BYTES, "The instructions"))
         try:
+            if len(body["instructions"]) > MAX_INSTRUCTIONS:
+                raise InstructionError(f"Count at most {MAX_INSTRUCTIONS} instructions, the most one edit takes.")
             instructions = [wire.instruction_from_json(item) for item in body["instructions"]]
             engine = scheduler.engine_for(body.get("model"))
             count = await run_in_threadpool(engine.count_tokens, instructions)
