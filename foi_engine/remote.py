@@ -199,7 +199,7 @@ class RemoteEngine:
                             message = socket.recv(timeout=0.2)
                         except TimeoutError:
                             continue
-                        event = json.loads(message)
+                        event = self._read_event(message)
                         if self._handle(event, on_step):
                             return event
             except InvalidStatus as error:
@@ -215,17 +215,27 @@ class RemoteEngine:
                     return self._poll(job_id, what, on_step, cancel, cancel_sent)
         raise AssertionError("unreachable")
 
+    def _read_event(self, message) -> dict:
+        try:
+            event = json.loads(message)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+            if event.get("type") == "progress":
+                event["step"], event["steps"] = int(event["step"]), int(event["steps"])
+            return event
+        except (KeyError, TypeError, ValueError):
+            raise ServerVersionError(f"The server at {self.url} sent a progress message this FoI Studio cannot read: "
+                                     "install the same FoI Studio version on both computers.") from None
+
     def _handle(self, event: dict, on_step) -> bool:
         """Tell on_step about progress; True when the event says the job finished."""
-        if not isinstance(event, dict):
-            return False
         if event.get("type") == "error":
             raise ServerError(f"The server at {self.url} lost the job: {event.get('error')}")
         if event.get("type") == "progress" and on_step is not None:
             preview = None
             if event.get("preview"):
                 preview = wire.image_from_png(event["preview"], "A preview")
-            on_step(int(event["step"]) - 1, int(event["steps"]), preview)
+            on_step(event["step"] - 1, event["steps"], preview)
         return event.get("type") == "state" and _finished(event)
 
     def _poll(self, job_id, what, on_step, cancel, cancel_sent) -> dict:

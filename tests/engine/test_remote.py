@@ -150,6 +150,24 @@ def test_tls_carries_requests_and_the_socket_and_an_untrusted_certificate_is_tol
         assert result.seed == 9 and len(steps) == 2 and steps[-1][2] is not None  # previews came over wss
 
 
+def test_without_websockets_through_a_proxy_the_client_polls(monkeypatch):
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    def refused(self, job_id):  # as a proxy that does not pass WebSockets on answers
+        raise InvalidStatus(Response(502, "Bad Gateway", Headers()))
+
+    monkeypatch.setattr(RemoteEngine, "_open_events", refused)
+    gate = GateEngine(steps=2)
+    gate.gate.set()
+    with running_server({"gate": gate}) as (url, _scheduler):
+        steps = []
+        result = RemoteEngine.connect(url).edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS,
+                                                seed=4, on_step=lambda *a: steps.append(a))
+    assert result.seed == 4 and steps[-1] == (1, 2, None)
+
+
 def test_a_wrong_or_missing_token_is_told_plainly():
     with running_server({"gate": GateEngine()}, tokens=(TOKEN,), local_only=False) as (url, _scheduler):
         with pytest.raises(ServerAuthError, match="needs a token: give the one `foi serve` printed"):
