@@ -112,11 +112,10 @@ def create_app(scheduler: Scheduler, options: ServerOptions = ServerOptions()) -
     tokens = tuple(token.encode("utf-8") for token in options.tokens)
 
     def client_key(given: str | None, peer: str | None) -> str:
-        """Who asks: their token's number and their address (a token shared by two machines
-        still makes two clients, and a proxy's clients are told apart by their tokens)."""
-        address = peer or "unknown"
+        """Who asks: with tokens, their token's number (one token, one person, wherever they
+        connect from, and a proxy's clients are told apart); without, their address."""
         if not tokens:
-            return address
+            return peer or "unknown"
         if not given:
             raise ApiError(401, "This server needs a token: give the one `foi serve` printed (--token).",
                            "missing-token")
@@ -128,7 +127,7 @@ def create_app(scheduler: Scheduler, options: ServerOptions = ServerOptions()) -
         if match is None:
             raise ApiError(401, "This server refused the token: check it (foi serve printed it when it started).",
                            "wrong-token")
-        return f"token{match + 1}@{address}"
+        return f"token{match + 1}"
 
     def check_host(host_header: str | None) -> None:
         if not options.local_only:

@@ -71,7 +71,7 @@ def test_two_clients_take_turns_through_http(gate):
         # another client's job is not found, let alone cancelled
         assert client.delete(f"/v1/jobs/{ids[1]}", headers=bearer(TOKEN_B)).status_code == 404
         gate.gate.set()
-        wait_until(lambda: len(gate.order) == 6 and scheduler.get(ids[12], "token2@testclient").state.finished,
+        wait_until(lambda: len(gate.order) == 6 and scheduler.get(ids[12], "token2").state.finished,
                    what="every job")
         assert gate.order == [100, 1, 11, 2, 12, 3]
     finally:
