@@ -46,10 +46,14 @@ __all__ = [
 def __getattr__(name):
     # torch and diffusers load only when the engine is used, so the app and the CLI
     # start fast and `foi --help` answers at once.
-    if name in ("FoiEngine", "LocateResult", "EditResult"):
-        from . import engine
+    if name == "FoiEngine":
+        from .engine import FoiEngine
 
-        return getattr(engine, name)
+        return FoiEngine
+    if name in ("LocateResult", "EditResult"):
+        from . import results
+
+        return getattr(results, name)
     if name == "tiny_random_pipeline":
         from .tiny import tiny_random_pipeline
 

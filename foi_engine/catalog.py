@@ -76,3 +76,30 @@ def check_folder(folder: Path, name: str) -> None:
             f"{name} is not an InstructPix2Pix model (its UNet takes {in_channels} input channels, not 8): "
             "choose an instruction-editing model such as timbrooks/instruct-pix2pix."
         )
+
+
+def is_server_url(choice: str) -> bool:
+    """Whether a model choice names a FoI Studio server (`foi serve`) rather than a model:
+    an http:// or https:// address with a host."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(choice, str):
+        return False
+    try:
+        parts = urlsplit(choice.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address is this computer only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another name: it may resolve to anything

@@ -2,6 +2,8 @@
 
     foi edit PHOTO -i "make the sky a sunset" -k sky -i "put a hat on him" -k hat -o out.png
     foi locate PHOTO -i "make the sky a sunset" -k sky --masks-dir masks/
+    foi serve --host 0.0.0.0 --device cuda:0 --device cuda:1      (docs/SERVER.md)
+    foi edit PHOTO -i "make it winter" -o out.png --server https://gpu-box:8765 --token …
 
 -k, -a and -t belong to the -i before them; without -k an instruction acts on the whole image."""
 
@@ -74,13 +76,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grounding-factor", type=int,
                         help="read regions from the attention layers this many times smaller than the latent "
                              "(default 4)")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--model", default=None,
                         help=f"hub id or local folder (default {DEFAULT_MODEL}); 'shapes' for the built-in demo model of "
-                             f"coloured shapes; '{TINY_RANDOM}' for a test model")
+                             f"coloured shapes; '{TINY_RANDOM}' for a test model; with --server, a name from the "
+                             "server's list (default: its first)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the fastest available)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "float16"),
-                        help="auto: float16 on CUDA, float32 elsewhere")
+    parser.add_argument("--precision", default=None, choices=("auto", "float32", "float16"),
+                        help="auto (the default): float16 on CUDA, float32 elsewhere")
     parser.add_argument("--masks-dir", type=Path, help="also write each instruction's mask and heat-map here")
+    parser.add_argument("--server", metavar="URL",
+                        help="run on a FoI Studio server (`foi serve`) at this http:// or https:// address; the "
+                             "files are written here as a local run writes them")
+    parser.add_argument("--token", help="the server's token (default: the FOI_TOKEN variable)")
     threads.add_option(parser)
     parser.set_defaults(instructions=None)
 
@@ -103,26 +110,124 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write each instruction's mask and heat-map, without editing.")
     _add_common(locate)
     locate.set_defaults(run=run_locate, focus=True)
+    _add_serve(commands)
     add_eval_parsers(commands)
     return parser
 
 
+def _add_serve(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve models to other computers (HTTP + WebSocket)",
+        description="Run FoI Studio's engines as a server for `foi edit --server` and the editor. It listens on "
+                    "127.0.0.1 unless --host says otherwise; any other address needs a token. See docs/SERVER.md.")
+    serve.add_argument("--model", action="append", metavar="MODEL",
+                       help=f"a model to offer (hub id, local folder, 'shapes', '{TINY_RANDOM}'); repeat for several, "
+                            f"the first is the default (default {DEFAULT_MODEL})")
+    serve.add_argument("--device", action="append", metavar="DEVICE",
+                       help="a device to run on, with its own engine: repeat for several (--device cuda:0 "
+                            "--device cuda:1); jobs go to the first free one (default: the fastest available)")
+    serve.add_argument("--precision", default="auto", choices=("auto", "float32", "float16"),
+                       help="auto: float16 on CUDA, float32 elsewhere")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1: this computer only; 0.0.0.0: every "
+                            "network, which needs a token)")
+    serve.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0: any free one, printed)")
+    serve.add_argument("--token", action="append", metavar="TOKEN",
+                       help="the token clients must give; repeat to give each person their own (default: the "
+                            "FOI_TOKEN variable; on an address other than 127.0.0.1 one is made and printed)")
+    serve.add_argument("--ssl-certfile", type=Path, metavar="PEM", help="TLS certificate (with --ssl-keyfile): https")
+    serve.add_argument("--ssl-keyfile", type=Path, metavar="PEM", help="TLS private key")
+    serve.add_argument("--max-upload-mb", type=float, default=128,
+                       help="the largest request (photo and masks, as sent) in MiB (default 128)")
+    serve.add_argument("--max-queued", type=int, default=8, help="jobs one client may have waiting (default 8)")
+    serve.add_argument("--keep-results", type=int, default=32,
+                       help="finished jobs whose results are kept for their clients to fetch (default 32)")
+    serve.add_argument("--keep-minutes", type=float, default=30,
+                       help="how long a finished job's result is kept (default 30)")
+    threads.add_option(serve)
+    serve.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    import math
+
+    from .inputs import check_regular_file
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 (any free port) to 65535, not {args.port}")
+    for name in ("max_upload_mb", "keep_minutes"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a number above 0, not {value}")
+    for name in ("max_queued", "keep_results"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    for path in (args.ssl_certfile, args.ssl_keyfile):
+        if path is not None:
+            check_regular_file(path, "a PEM file", 1024**2, UsageError)
+    args.model = args.model or [DEFAULT_MODEL]
+    try:
+        from .server import serve  # FastAPI and uvicorn load only here
+    except ImportError as error:
+        raise UsageError(f"foi serve needs the server's libraries ({error.name} is missing): "
+                         "pip install 'foi-studio[server]'") from None
+
+    return serve(args)
+
+
+def _settings(args, defaults: dict):
+    from .settings import EditSettings
+
+    given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
+    return EditSettings(**{**defaults, **given, "focus": args.focus})
+
+
 def _request(args):
+    """The instructions, the photo and (for a local run) the settings, all checked before any
+    model loads or any byte goes to a server. With --server the settings wait for the
+    server's model settings (`_connect`)."""
     from .photo import WorkingFrame, open_photo
     from .prompt import find_keyword
-    from .settings import EditSettings, Instruction
+    from .settings import Instruction
 
     if not args.instructions:
         raise UsageError("give at least one instruction with -i")
+    if args.server and (args.device is not None or args.precision is not None):
+        raise UsageError("--device and --precision choose this computer's device; with --server the server's "
+                         "own devices run the model")
+    if not args.server and args.token:
+        raise UsageError("--token goes with --server")
     instructions = [Instruction(item["text"], item.get("keyword"), item.get("strength", 1.0), item.get("threshold"))
                     for item in args.instructions]
     for instruction in instructions:  # before the (slow) model load
         find_keyword(instruction)
-    given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
-    settings = EditSettings(**{**model_settings(args.model), **given, "focus": args.focus})
+    settings = None if args.server else _settings(args, model_settings(args.model or DEFAULT_MODEL))
     photo = open_photo(args.photo)
-    WorkingFrame.for_photo(photo.size, settings.resolution)  # an unusable shape is refused before the model loads
+    if settings is not None:
+        WorkingFrame.for_photo(photo.size, settings.resolution)  # an unusable shape is refused before the model loads
     return photo, instructions, settings
+
+
+def _connect(args, photo):
+    """The server's engine and the settings (the server's model's own, then the options);
+    run after every local check, before the job is sent."""
+    from .catalog import is_server_url
+    from .photo import WorkingFrame
+    from .remote import RemoteEngine, plain_http_warning
+
+    if not is_server_url(args.server):
+        raise UsageError(f"--server takes an http:// or https:// address, not {args.server!r}")
+    token = args.token or os.environ.get("FOI_TOKEN", "").strip() or None
+    warning = plain_http_warning(args.server, token)
+    if warning:
+        print(f"foi: {warning}", file=sys.stderr)
+    engine = RemoteEngine.connect(args.server, token=token, model=args.model)
+    settings = _settings(args, engine.model_settings())
+    width, height = WorkingFrame.for_photo(photo.size, settings.resolution).size
+    info = engine.info()
+    print(f"The photo is {photo.width}×{photo.height} pixels; the model works on {width}×{height}.", file=sys.stderr)
+    print(f"Sending it to {info.model_name} on {info.device} at {args.server}…", file=sys.stderr)
+    return engine, settings
 
 
 def _check_output(path: Path) -> None:
@@ -169,8 +274,9 @@ def _load_engine(args, photo, settings):
 
     width, height = WorkingFrame.for_photo(photo.size, settings.resolution).size
     print(f"The photo is {photo.width}×{photo.height} pixels; the model works on {width}×{height}.", file=sys.stderr)
-    print(f"Loading the model {args.model}…", file=sys.stderr)
-    return FoiEngine.from_pretrained(args.model, device=args.device, precision=args.precision,
+    model = args.model or DEFAULT_MODEL
+    print(f"Loading the model {model}…", file=sys.stderr)
+    return FoiEngine.from_pretrained(model, device=args.device, precision=args.precision or "auto",
                           progress=_download_progress())
 
 
@@ -224,7 +330,10 @@ def run_edit(args) -> int:
     masks = _read_masks(args.masks) if args.masks else None
     if masks is not None and len(masks) != len(instructions):
         raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
-    engine = _load_engine(args, photo, settings)
+    if args.server:
+        engine, settings = _connect(args, photo)
+    else:
+        engine = _load_engine(args, photo, settings)
     result = engine.edit(photo, instructions, settings, seed=args.seed, masks=masks, on_step=_progress("Editing"))
     _write_result(args, photo, result)
     if args.masks_dir and result.grounding is not None:
@@ -239,7 +348,11 @@ def run_locate(args) -> int:
         raise UsageError("say where to write the masks with --masks-dir")
     photo, instructions, settings = _request(args)
     _check_writes(mask_paths(args.masks_dir, instructions), Path(args.photo))
-    grounding = _load_engine(args, photo, settings).locate(photo, instructions, settings, seed=args.seed)
+    if args.server:
+        engine, settings = _connect(args, photo)
+    else:
+        engine = _load_engine(args, photo, settings)
+    grounding = engine.locate(photo, instructions, settings, seed=args.seed)
     for path in write_masks(args.masks_dir, grounding):
         print(f"Wrote {path}")
     return 0

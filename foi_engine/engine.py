@@ -18,8 +18,8 @@ import torch
 
 from . import attention, threads
 from .attention import RunMode
-from .errors import (BusyError, Cancelled, InstructionError, MaskError, ModelError, NotInstructPix2PixError,
-                     SettingsError, as_foi_error, is_out_of_memory)
+from .errors import (BusyError, Cancelled, MaskError, ModelError, NotInstructPix2PixError, as_foi_error,
+                     is_out_of_memory)
 from .grounding import grounding_maps
 from .guidance import guide
 from .catalog import DEFAULT_MODEL, TINY_RANDOM
@@ -28,41 +28,10 @@ from .masks import to_working_frame, union
 from .photo import WorkingFrame, prepare_photo
 from .preview import latent_preview
 from .prompt import count_tokens, layout_prompt
-from .settings import EditSettings, Instruction
-
-MAX_INSTRUCTIONS = 6
-
-
-@dataclass(frozen=True)
-class LocateResult:
-    """Where each instruction will act: its grounding map (eq. 2) and mask."""
-
-    maps: list[np.ndarray]  # float32 (h_g, w_g) in [0, 1]
-    masks: list[np.ndarray]  # bool (h_g, w_g)
-    thresholds: list[float | None]  # τ_i; None for "whole image"
-    factor: int  # the grounding factor actually used
-    frame: WorkingFrame
-    instructions: tuple[Instruction, ...]
-    seed: int
-
-    def rethreshold(self, index: int, threshold: float) -> np.ndarray:
-        """The mask at another τ, from the cached map: no model call."""
-        if self.thresholds[index] is None:
-            return np.ones_like(self.masks[index])
-        return self.maps[index] >= np.float32(threshold)
-
-
-@dataclass(frozen=True)
-class EditResult:
-    image: "PIL.Image.Image"  # noqa: F821 - RGB at frame.size
-    masks: list[np.ndarray] | None  # float32 masks the run used (None with focus off)
-    grounding: LocateResult | None  # set when the masks were extracted in this run
-    settings: EditSettings
-    seed: int
-    frame: WorkingFrame
-    instructions: tuple[Instruction, ...]
-    model_name: str
-    random_weights: bool
+from .protocol import EngineInfo
+from .results import EditResult, LocateResult
+from .settings import EditSettings, check_request
+from .version import version
 
 
 @dataclass(frozen=True)
@@ -137,6 +106,10 @@ class FoiEngine:
     def max_tokens(self) -> int:
         return self.pipe.tokenizer.model_max_length
 
+    def info(self) -> EngineInfo:
+        """What the `Engine` protocol reports: model, device, version, token limit."""
+        return EngineInfo(self.model_name, self.device, version(), self.max_tokens, bool(self.random_weights))
+
     def count_tokens(self, instructions) -> int:
         """Safe from any thread while a run goes on: the fast tokenizer is not thread-safe,
         so counting uses its own copy, one call at a time."""
@@ -172,7 +145,7 @@ class FoiEngine:
 
     def _run(self, request: RunRequest):
         # 1. Check inputs
-        instructions = _check_request(request.instructions, request.settings, request.seed)
+        instructions = check_request(request.instructions, request.settings, request.seed)
         settings, seed, locate_only = request.settings, request.seed, request.locate_only
         focus = settings.focus or locate_only
         pipe, control = self.pipe, self._control
@@ -321,22 +294,3 @@ def _given_masks(masks, instructions, frame) -> list[np.ndarray]:
         raise MaskError(f"Got {len(masks)} masks for {len(instructions)} instructions: give one per instruction.")
     return [to_working_frame(mask, i, frame) for i, mask in enumerate(masks)]
 
-
-def _check_request(instructions, settings, seed) -> tuple[Instruction, ...]:
-    if isinstance(instructions, Instruction):
-        instructions = [instructions]
-    instructions = tuple(instructions)
-    if not instructions:
-        raise InstructionError("Write at least one instruction.")
-    if len(instructions) > MAX_INSTRUCTIONS:
-        raise InstructionError(
-            f"{len(instructions)} instructions is too many for one edit: use at most {MAX_INSTRUCTIONS}."
-        )
-    for instruction in instructions:
-        if not isinstance(instruction, Instruction):
-            raise InstructionError(f"Expected an Instruction, got {type(instruction).__name__}.")
-    if not isinstance(settings, EditSettings):
-        raise SettingsError(f"Expected EditSettings, got {type(settings).__name__}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise SettingsError(f"The seed must be a whole number from 0 to 2⁶³−1, not {seed!r}.")
-    return instructions

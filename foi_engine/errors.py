@@ -83,6 +83,30 @@ class UnexpectedError(FoiError):
     title = "Something went wrong"
 
 
+class ServerError(FoiError):
+    """A FoI Studio server (`foi serve`) cannot be reached, refused a request, or went away."""
+
+    title = "The server could not do this"
+
+
+class ServerAuthError(ServerError):
+    """The server wants a token and got none, or a wrong one."""
+
+    title = "The server refused the token"
+
+
+class ServerVersionError(ServerError):
+    """The server speaks another version of the protocol than this client."""
+
+    title = "This server is another version"
+
+
+class ServerGoneError(ServerError):
+    """The server stopped answering while a job ran on it."""
+
+    title = "The server stopped answering"
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """MemoryError, torch.OutOfMemoryError, or a backend's RuntimeError saying so."""
     return isinstance(error, MemoryError) or (

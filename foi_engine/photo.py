@@ -7,6 +7,7 @@ mapped between the photo and the working frame in both directions."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -35,10 +36,23 @@ def open_photo(path: str | os.PathLike) -> Image.Image:
     """Read a photo file into memory, refusing what is not a usable image."""
     name = os.path.basename(os.fspath(path))
     check_regular_file(path, "a photo", MAX_PHOTO_FILE_BYTES, PhotoError)
+    return _decode(path, name)
+
+
+def photo_from_bytes(data: bytes, name: str = "The photo", formats=("PNG",)) -> Image.Image:
+    """An image sent as bytes (to `foi serve`), through the same limits as a file: its size,
+    the decompression-bomb check, and only the formats named (PNG: what clients send)."""
+    if len(data) > MAX_PHOTO_FILE_BYTES:
+        raise PhotoError(f"{name} is {len(data) / 1024**2:,.0f} MiB, larger than a photo can be "
+                         f"(at most {MAX_PHOTO_FILE_BYTES / 1024**2:,.0f} MiB).")
+    return _decode(io.BytesIO(data), name, formats)
+
+
+def _decode(source, name: str, formats=None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source, formats=formats) as image:
                 image.load()
     except FileNotFoundError:
         raise PhotoError(f"{name}: no such file. Check the path and try again.") from None
@@ -52,6 +66,8 @@ def open_photo(path: str | os.PathLike) -> Image.Image:
             "scale it down first."
         ) from None
     except UnidentifiedImageError:
+        if formats:
+            raise PhotoError(f"{name} is not a {' or '.join(formats)} image.") from None
         raise PhotoError(f"{name} is not an image file FoI Studio can read (try JPEG, PNG, HEIC, TIFF or WebP).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise PhotoError(f"{name} is damaged or incomplete and cannot be read ({error}).") from None

@@ -6,6 +6,7 @@ ranges")."""
 from __future__ import annotations
 
 import math
+import numbers
 import unicodedata
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ RANGES = {
     "threshold": (0.0, 1.0),  # τ
 }
 MAX_INSTRUCTION_CHARACTERS = 1000
+MAX_INSTRUCTIONS = 6  # in one edit
+MAX_SEED = 2**63 - 1
 
 
 def _finite(name: str, value, key: str | None = None) -> float:
@@ -149,3 +152,25 @@ class EditSettings:
     def steps_until(self, fraction: float) -> int:
         """n(f) = floor(f·K + 0.5): a fraction of K, rounded half up."""
         return math.floor(fraction * self.denoising_steps + 0.5)
+
+
+def check_request(instructions, settings, seed) -> tuple[Instruction, ...]:
+    """A run's instructions (one, or up to MAX_INSTRUCTIONS), settings and seed, checked the
+    same way wherever the run will happen: in this process or on a server."""
+    if isinstance(instructions, Instruction):
+        instructions = [instructions]
+    instructions = tuple(instructions)
+    if not instructions:
+        raise InstructionError("Write at least one instruction.")
+    if len(instructions) > MAX_INSTRUCTIONS:
+        raise InstructionError(
+            f"{len(instructions)} instructions is too many for one edit: use at most {MAX_INSTRUCTIONS}."
+        )
+    for instruction in instructions:
+        if not isinstance(instruction, Instruction):
+            raise InstructionError(f"Expected an Instruction, got {type(instruction).__name__}.")
+    if not isinstance(settings, EditSettings):
+        raise SettingsError(f"Expected EditSettings, got {type(settings).__name__}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise SettingsError(f"The seed must be a whole number from 0 to 2⁶³−1, not {seed!r}.")
+    return instructions

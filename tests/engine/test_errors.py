@@ -9,7 +9,8 @@ import torch
 from foi_desktop.document.errors import ProjectError
 from foi_engine import errors
 from foi_engine.errors import (BusyError, Cancelled, FileError, FoiError, InstructionError, MaskError, ModelError,
-                               NotInstructPix2PixError, OutOfMemoryError, PhotoError, SettingsError, UnexpectedError,
+                               NotInstructPix2PixError, OutOfMemoryError, PhotoError, ServerAuthError, ServerError,
+                               ServerGoneError, ServerVersionError, SettingsError, UnexpectedError,
                                as_foi_error, report)
 from foi_engine.evaluation.manifest import ManifestError
 from foi_engine.layered import ExportError
@@ -28,6 +29,10 @@ TABLE = [  # class, dialog title, exit code of `foi`
     (ExportError, "Could not export", 1),
     (ProjectError, "Cannot use this project", 1),
     (ManifestError, "Cannot use this list of photos", 1),
+    (ServerError, "The server could not do this", 1),
+    (ServerAuthError, "The server refused the token", 1),
+    (ServerVersionError, "This server is another version", 1),
+    (ServerGoneError, "The server stopped answering", 1),
     (Cancelled, "Cancelled", 130),
 ]
 

@@ -1,0 +1,341 @@
+"""The remote engine against a real server on a real socket: the same pixels as a local run,
+cancel, clear messages for a wrong token, another version, a missing model, an upload too
+large and a server that dies mid-job; `foi edit --server` writes what a local run writes."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from foi_engine import Cancelled, EditSettings, Instruction, ModelError, PhotoError
+from foi_engine.errors import ServerAuthError, ServerError, ServerGoneError, ServerVersionError
+from foi_engine.protocol import Engine, open_engine
+from foi_engine.remote import RemoteEngine
+from server_helpers import GateEngine, running_server, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = EditSettings(steps=4, resolution=64)
+INSTRUCTIONS = [Instruction("make the cat a tiger", "cat"), Instruction("turn the grass green", "grass", 2.0, 0.5)]
+TOKEN = "t" * 20 + "-secret"
+
+
+@pytest.fixture(scope="module")
+def served():
+    """A server with its own tiny engine (not the local one the results are compared with)."""
+    from foi_engine import FoiEngine
+
+    with running_server({"tiny-random": FoiEngine.from_pretrained("tiny-random", device="cpu")}) as (url, scheduler):
+        yield url
+
+
+def same_arrays(a, b):
+    return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_remote_edit_is_the_local_edit_bit_for_bit(served, tiny_engine, photo):
+    remote = open_engine(served)
+    assert isinstance(remote, RemoteEngine) and isinstance(remote, Engine) and isinstance(tiny_engine, Engine)
+    info = remote.info()
+    assert (info.model_name, info.device, info.random_weights, info.server) == ("tiny-random", "cpu", True, served)
+    assert info.max_tokens == tiny_engine.info().max_tokens
+    assert remote.count_tokens(INSTRUCTIONS) == tiny_engine.count_tokens(INSTRUCTIONS)
+    steps = []
+    there = remote.edit(photo, INSTRUCTIONS, SETTINGS, seed=7, on_step=lambda i, n, p: steps.append((i, n, p)))
+    here = tiny_engine.edit(photo, INSTRUCTIONS, SETTINGS, seed=7)
+    assert np.array_equal(np.asarray(there.image), np.asarray(here.image))
+    assert same_arrays(there.masks, here.masks)
+    assert same_arrays(there.grounding.maps, here.grounding.maps)
+    assert same_arrays(there.grounding.masks, here.grounding.masks)
+    for name in ("settings", "seed", "frame", "instructions", "model_name", "random_weights"):
+        assert getattr(there, name) == getattr(here, name), name
+    assert there.grounding.thresholds == here.grounding.thresholds
+    assert [(i, n) for i, n, _ in steps] == [(0, 3), (1, 3), (2, 3)]
+    assert steps[-1][2] is not None and steps[-1][2].size == (8, 8)  # the last preview always comes
+
+
+def test_remote_locate_and_edit_with_masks_match_local_runs(served, tiny_engine, photo):
+    remote = RemoteEngine.connect(served)
+    there, here = remote.locate(photo, INSTRUCTIONS, SETTINGS, seed=3), tiny_engine.locate(photo, INSTRUCTIONS,
+                                                                                         SETTINGS, seed=3)
+    assert same_arrays(there.maps, here.maps) and same_arrays(there.masks, here.masks)
+    assert (there.factor, there.frame, there.thresholds) == (here.factor, here.frame, here.thresholds)
+    painted = np.zeros((photo.height, photo.width), dtype=np.uint8)
+    painted[20:70, 30:100] = 200
+    masks = [painted.astype(np.float32) / np.float32(255),  # a painted mask: travels as PNG
+             np.linspace(0, 1, photo.width * photo.height, dtype=np.float32).reshape(photo.height, photo.width)]
+    there = remote.edit(photo, INSTRUCTIONS, SETTINGS, seed=3, masks=masks)
+    here = tiny_engine.edit(photo, INSTRUCTIONS, SETTINGS, seed=3, masks=masks)
+    assert np.array_equal(np.asarray(there.image), np.asarray(here.image))
+    assert same_arrays(there.masks, here.masks) and there.grounding is None
+
+
+def test_cancelling_a_remote_edit_stops_it_on_the_server():
+    gate = GateEngine(steps=50)  # its steps wait for a gate that never opens
+    with running_server({"gate": gate}) as (url, scheduler):
+        cancel, outcome = threading.Event(), {}
+
+        def edit():
+            try:
+                RemoteEngine.connect(url).edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS,
+                                               cancel=cancel)
+            except Exception as error:  # noqa: BLE001 - the test looks at it
+                outcome["error"] = error
+
+        thread = threading.Thread(target=edit)
+        thread.start()
+        assert gate.started.wait(10)
+        cancel.set()
+        thread.join(10)
+        assert isinstance(outcome.get("error"), Cancelled) and "cancelled" in str(outcome["error"])
+        job = next(iter(scheduler._jobs.values()))
+        assert job.state.value == "cancelled" and job.step == 0
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, as `foi serve --ssl-certfile/--ssl-keyfile` would be given one."""
+    import datetime
+    import ipaddress
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert, private = folder / "cert.pem", folder / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return cert, private
+
+
+def test_tls_carries_requests_and_the_socket_and_an_untrusted_certificate_is_told(tmp_path, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path)
+    gate = GateEngine(steps=2)
+    with running_server({"gate": gate}, ssl_certfile=str(cert), ssl_keyfile=str(key), tokens=(TOKEN,),
+                        local_only=False) as (url, scheduler):
+        assert url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(ServerError, match="shows a certificate this computer does not trust"):
+            RemoteEngine.connect(url, token=TOKEN)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+
+        def open_when_watched():  # the steps run once the client's socket listens
+            wait_until(lambda: any(job.listeners for job in list(scheduler._jobs.values())), what="the socket")
+            gate.gate.set()
+
+        threading.Thread(target=open_when_watched, daemon=True).start()
+        steps = []
+        with RemoteEngine.connect(url, token=TOKEN) as remote:  # closed: TLS connections end politely
+            result = remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS, seed=9,
+                                 on_step=lambda *a: steps.append(a))
+        assert result.seed == 9 and len(steps) == 2 and steps[-1][2] is not None  # previews came over wss
+
+
+def test_without_websockets_through_a_proxy_the_client_polls(monkeypatch):
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+
+    def refused(self, job_id):  # as a proxy that does not pass WebSockets on answers
+        raise InvalidStatus(Response(502, "Bad Gateway", Headers()))
+
+    monkeypatch.setattr(RemoteEngine, "_open_events", refused)
+    gate = GateEngine(steps=2)
+    gate.gate.set()
+    with running_server({"gate": gate}) as (url, _scheduler):
+        steps = []
+        result = RemoteEngine.connect(url).edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS,
+                                                seed=4, on_step=lambda *a: steps.append(a))
+    assert result.seed == 4 and steps[-1] == (1, 2, None)
+
+
+def test_a_wrong_or_missing_token_is_told_plainly():
+    with running_server({"gate": GateEngine()}, tokens=(TOKEN,), local_only=False) as (url, _scheduler):
+        with pytest.raises(ServerAuthError, match="needs a token: give the one `foi serve` printed"):
+            RemoteEngine.connect(url)
+        with pytest.raises(ServerAuthError, match="refused the token: check it"):
+            RemoteEngine.connect(url, token="w" * 27)
+        assert RemoteEngine.connect(url, token=TOKEN).info().model_name == "gate"
+
+
+def test_another_protocol_version_or_another_program_is_told_plainly():
+    def answering(status, body):
+        return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+
+    newer = answering(200, {"api": 2, "server": "FoI Studio", "version": "9.0"})
+    with pytest.raises(ServerVersionError, match=r"runs FoI Studio 9.0, which speaks version 2 .* Install the same"):
+        RemoteEngine.connect("http://gpu-box:8765", transport=newer)
+    with pytest.raises(ServerVersionError, match="not as a FoI Studio server"):
+        RemoteEngine.connect("http://gpu-box:8765", transport=answering(404, {"detail": "Not Found"}))
+    with pytest.raises(ServerVersionError, match="not as a FoI Studio server"):
+        RemoteEngine.connect("http://gpu-box:8765", transport=answering(200, {"hello": "world"}))
+
+
+def test_a_server_that_is_not_there_is_told_plainly():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nobody listens there
+    with pytest.raises(ServerError, match=f"Cannot reach the server at http://127.0.0.1:{port} .*foi serve"):
+        RemoteEngine.connect(f"http://127.0.0.1:{port}")
+
+
+def test_a_model_not_on_the_servers_list_and_an_upload_too_large_are_refused_before_sending():
+    gate = GateEngine()
+    with running_server({"gate": gate}, max_request_bytes=1000) as (url, scheduler):
+        with pytest.raises(ModelError, match="has no model 'timbrooks/instruct-pix2pix': it offers gate"):
+            RemoteEngine.connect(url, model="timbrooks/instruct-pix2pix")
+        noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
+        with pytest.raises(PhotoError, match=r"MiB as sent, more than the server at .* accepts"):
+            RemoteEngine.connect(url).edit(noise, [Instruction("make it red")], SETTINGS)
+        assert not scheduler._jobs
+
+
+def test_the_server_dying_mid_job_is_told_plainly(tmp_path):
+    """A real `foi serve` in its own process, killed while the edit runs."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "foi_engine.cli", "serve", "--model", "tiny-random", "--device",
+                               "cpu", "--port", "0", "--threads", "1"], cwd=tmp_path, env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        for line in server.stderr:
+            found = re.search(r"at (http://127\.0\.0\.1:\d+) ", line)
+            if found:
+                url = found.group(1)
+                break
+            assert time.monotonic() < deadline
+        assert url, "foi serve did not say where it listens"
+        remote = RemoteEngine.connect(url)
+        started, outcome = threading.Event(), {}
+
+        def edit():
+            try:
+                remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")],
+                            EditSettings(steps=1000, strength=1.0, resolution=64), on_step=lambda *_: started.set())
+            except Exception as error:  # noqa: BLE001 - the test looks at it
+                outcome["error"] = error
+
+        thread = threading.Thread(target=edit)
+        thread.start()
+        assert started.wait(60), "the edit did not start"
+        server.send_signal(signal.SIGKILL)
+        thread.join(60)
+        assert not thread.is_alive()
+    finally:
+        server.kill()
+        server.wait()
+    error = outcome.get("error")
+    assert isinstance(error, ServerGoneError), repr(error)
+    assert str(error).startswith(f"The server at {url} stopped answering during the edit")
+    assert "Check that `foi serve` still runs there" in str(error)
+
+
+# -- the command line --------------------------------------------------------------------------
+FAST = ["--steps", "4", "--resolution", "64"]
+
+
+def run_cli(capsys, *argv):
+    from foi_engine.cli import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("output", ["result.png", "result.ora"])
+def test_foi_edit_with_a_server_writes_what_a_local_run_writes(served, capsys, tmp_path, photo, output):
+    photo_file = tmp_path / "cat.png"
+    photo.save(photo_file)
+    command = ["edit", photo_file, "-i", "make the cat a tiger", "-k", "cat", "-i", "turn the grass green", "-k",
+               "grass", "--seed", "5", *FAST]
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir(), remote.mkdir()
+    code, out_local, err = run_cli(capsys, *command, "--model", "tiny-random", "--device", "cpu",
+                                   "-o", local / output, "--masks-dir", local / "masks")
+    assert code == 0, err
+    code, out_remote, err = run_cli(capsys, *command, "--server", served,
+                                    "-o", remote / output, "--masks-dir", remote / "masks")
+    assert code == 0, err
+    assert f"at {served}" in err
+    files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(remote) for p in remote.rglob("*") if p.is_file()) and len(files) == 5
+    for name in files:
+        assert (local / name).read_bytes() == (remote / name).read_bytes(), name
+    assert out_remote.replace(str(remote), "") == out_local.replace(str(local), "")
+
+
+def test_foi_locate_with_a_server_writes_what_a_local_run_writes(served, capsys, tmp_path, photo):
+    photo_file = tmp_path / "cat.png"
+    photo.save(photo_file)
+    command = ["locate", photo_file, "-i", "make the cat a tiger", "-k", "cat", "--seed", "2", *FAST]
+    assert run_cli(capsys, *command, "--model", "tiny-random", "--device", "cpu", "--masks-dir", tmp_path / "a")[0] == 0
+    assert run_cli(capsys, *command, "--server", served, "--masks-dir", tmp_path / "b")[0] == 0
+    for path in (tmp_path / "a").iterdir():
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
+
+
+def test_foi_edit_with_a_server_checks_every_output_before_sending(served, capsys, tmp_path, photo, monkeypatch):
+    from foi_engine import remote
+
+    photo_file = tmp_path / "cat.png"
+    photo.save(photo_file)
+    monkeypatch.setattr(remote.RemoteEngine, "connect", lambda *a, **k: pytest.fail("contacted the server"))
+    refusals = [(["-o", photo_file], "would replace the photo itself"),
+                (["-o", tmp_path / "r.png", "--masks-dir", photo_file], "is a file, not a folder"),
+                (["-o", tmp_path / "r.png", "--device", "cuda"], "with --server the server's own devices")]
+    for options, message in refusals:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(capsys, "edit", photo_file, "-i", "make it winter", *options, "--server", served)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_foi_edit_with_a_server_gives_one_line_for_server_trouble(capsys, tmp_path, photo):
+    photo_file = tmp_path / "cat.png"
+    photo.save(photo_file)
+    with running_server({"gate": GateEngine()}, tokens=(TOKEN,), local_only=False) as (url, _scheduler):
+        code, _, err = run_cli(capsys, "edit", photo_file, "-i", "make it winter", "-o", tmp_path / "r.png",
+                               "--server", url, "--token", "w" * 30)
+    assert code == 1 and err.strip().splitlines()[-1].startswith(f"foi: The server at {url} refused the token")
+    assert "Traceback" not in err and not (tmp_path / "r.png").exists()
+
+
+WEB_MODULES = ("fastapi", "starlette", "uvicorn", "httpx", "websockets", "foi_engine.server", "foi_engine.remote",
+               "foi_engine.scheduler")
+
+
+def test_the_command_line_runs_without_the_web_server_libraries(capsys, tmp_path, photo, monkeypatch):
+    """`foi --help` and a local `foi edit` never import FastAPI, uvicorn, httpx or websockets:
+    with those made unimportable (None in sys.modules), both still work."""
+    for name in WEB_MODULES:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(capsys, "--help")
+    assert exit_info.value.code == 0
+    photo.save(tmp_path / "cat.png")
+    code, _, err = run_cli(capsys, "edit", tmp_path / "cat.png", "-i", "make it winter", "-o", tmp_path / "r.png",
+                           "--model", "tiny-random", "--device", "cpu", *FAST)
+    assert code == 0, err
+    with pytest.raises(ImportError):
+        import fastapi  # noqa: F401 - the guard itself works
