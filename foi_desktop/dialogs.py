@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import time
 from pathlib import Path
@@ -15,9 +16,12 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDia
 from foi_engine import EditSettings, FoiError, threads
 
 from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, check_folder, model_settings
+from foi_engine.errors import report
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
+
+log = logging.getLogger(__name__)
 
 MODEL_CHOICES = (
     (DEFAULT_MODEL, "InstructPix2Pix (timbrooks/instruct-pix2pix, a few GB, downloaded once)"),
@@ -26,10 +30,14 @@ MODEL_CHOICES = (
 )
 
 
-def show_error(parent, title: str, error) -> None:
-    """A message for a photographer: the error's own sentence, never a traceback."""
-    text = str(error) if isinstance(error, (FoiError, OSError, ValueError)) else f"{error}"
-    QMessageBox.warning(parent, title, text or title)
+def report_error(parent, error: BaseException, doing: str | None = None) -> None:
+    """Show any error the one way (foi_engine.errors.report): a title — what was being done,
+    or the error's own — and its one message for a photographer, never a traceback. What no
+    check foresaw goes to the log with its traceback; the message says the log has it."""
+    if not isinstance(error, FoiError):
+        log.error("%s", doing or "Unexpected error", exc_info=error)
+    shown = report(error, doing)
+    QMessageBox.warning(parent, shown.title, shown.message)
 
 
 # What each run setting means, in plain words (the dialog's tooltips).

@@ -20,12 +20,12 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySeq
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QProgressDialog, QSpinBox)
 
-from foi_engine import Cancelled, EditSettings, FoiError, ModelError, OutOfMemoryError
+from foi_engine import Cancelled, EditSettings, FoiError, ModelError
 from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
 from . import assets, toolbars
 from .canvas import CanvasView
-from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, show_error
+from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, report_error
 from .document import Document, RecoveryStore, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
@@ -435,7 +435,7 @@ class MainWindow(QMainWindow):
         try:
             doc = Document.open_photo(path)
         except (FoiError, OSError) as error:
-            show_error(self, "Cannot open this file", error)
+            report_error(self, error, "Cannot open this file")
             return False
         self._show_opened(doc, path, fresh=True)
         return True
@@ -475,17 +475,14 @@ class MainWindow(QMainWindow):
         failure = None
         try:
             doc = await asyncio.get_running_loop().run_in_executor(None, read)
-        except (FoiError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - a message (report_error logs what no check foresaw)
             failure = error
-        except Exception as error:  # noqa: BLE001 - a message, the log keeps the details
-            log.exception("Opening %s failed", self.opening)
-            failure = f"{error}\n\nThe details are in FoI Studio's log."
         finally:
             self.opening = None  # also when the window closed meanwhile: then nothing else is touched
         self.statusBar().clearMessage()
         self._update_actions()
         if failure is not None:
-            show_error(self, title, failure)
+            report_error(self, failure, title)
             return None
         # Asked now, not before reading: the user may have gone on working meanwhile.
         return doc if self._may_discard() else None
@@ -536,7 +533,7 @@ class MainWindow(QMainWindow):
         try:
             self.set_document(Document(prepare_photo(qimage_to_pil(image))), fresh=True)
         except FoiError as error:
-            show_error(self, "Cannot use this picture", error)
+            report_error(self, error, "Cannot use this picture")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasImage():
@@ -572,7 +569,7 @@ class MainWindow(QMainWindow):
         try:
             save_project(self.doc, path)
         except (FoiError, OSError) as error:
-            show_error(self, "Could not save", error)
+            report_error(self, error, "Could not save")
             return False
         self.recovery.discard(self.doc)
         self.preferences.add_recent(path)
@@ -623,7 +620,7 @@ class MainWindow(QMainWindow):
                 else:
                     return None  # keep the rest for next time
             except (FoiError, OSError) as error:
-                show_error(self, "Cannot recover", error)
+                report_error(self, error, "Cannot recover")
         return None
 
     async def _recover(self, item) -> bool:
@@ -675,7 +672,7 @@ class MainWindow(QMainWindow):
             try:
                 self.doc.import_mask(self.panel.active_layer_id, path)
             except (FoiError, OSError) as error:
-                show_error(self, "Cannot use this mask", error)
+                report_error(self, error, "Cannot use this mask")
 
     def export_mask(self) -> None:
         if self.panel.active_layer_id is None:
@@ -685,7 +682,7 @@ class MainWindow(QMainWindow):
             try:
                 self.doc.export_mask(self.panel.active_layer_id, path)
             except (FoiError, OSError) as error:
-                show_error(self, "Could not save the mask", error)
+                report_error(self, error, "Could not save the mask")
 
     def undo(self) -> None:
         if self.doc is not None:
@@ -737,13 +734,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cancelled.", 4000)
         except ModelError as error:
             again = await self._replace_missing_model(error)
-        except OutOfMemoryError as error:
-            show_error(self, "Out of memory", error)
-        except FoiError as error:
-            show_error(self, "Cannot do this", error)
-        except Exception as error:  # noqa: BLE001 - a message, the log keeps the details
-            log.exception("Run failed")
-            show_error(self, "Something went wrong", f"{error}\n\nThe details are in FoI Studio's log.")
+        except Exception as error:  # noqa: BLE001 - every failure becomes a message; the window lives on
+            report_error(self, error)
         finally:
             self._close_load_dialog()
             self._end_progress()
@@ -993,7 +985,7 @@ class MainWindow(QMainWindow):
         try:
             written = self.doc.export(path, entry, kind)
         except (FoiError, OSError) as error:
-            show_error(self, "Could not export", error)
+            report_error(self, error, "Could not export")
             return []
         self.statusBar().showMessage(f"Exported {', '.join(os.path.basename(p) for p in written)}", 6000)
         return written

@@ -64,8 +64,15 @@ def no_blocking_dialogs(monkeypatch):
 @pytest.fixture
 def errors(monkeypatch):
     """Messages the window would show the user, instead of a modal box."""
+    from foi_engine.errors import report
+
     shown = []
-    monkeypatch.setattr("foi_desktop.window.show_error", lambda parent, title, error: shown.append((title, str(error))))
+
+    def report_error(parent, error, doing=None):
+        message = report(error, doing)
+        shown.append((message.title, message.message))
+
+    monkeypatch.setattr("foi_desktop.window.report_error", report_error)
     return shown
 
 
