@@ -15,7 +15,7 @@ import random
 import time
 
 from PIL import Image
-from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QProgressDialog, QSpinBox)
@@ -58,7 +58,6 @@ def _fmt_seconds(seconds: float) -> str:
 
 
 class MainWindow(QMainWindow):
-    documentChanged = Signal(object)
 
     def __init__(self, preferences: Preferences, model_override: str | None = None,
                  device_override: str | None = None, client: EngineClient | None = None,
@@ -328,7 +327,6 @@ class MainWindow(QMainWindow):
         self._autosave_due = False
         self._update_title()
         self._update_actions()
-        self.documentChanged.emit(doc)
 
     def _apply_preferences_to(self, doc: Document) -> None:
         doc.settings = self._run_settings(doc.settings)
@@ -416,8 +414,7 @@ class MainWindow(QMainWindow):
             instructions = assets.SAMPLE_INSTRUCTIONS
         for text, keyword in instructions:
             doc.add_layer(text, keyword)
-        doc.history.clear()
-        doc.modified = False
+        doc.forget_history()
         doc.source_path = None  # a sample is "Untitled": Save asks where
         self.set_document(doc, fresh=True)
         self.panel.select(doc.layers[0].id)
@@ -780,24 +777,13 @@ class MainWindow(QMainWindow):
         return located
 
     async def run_edit(self, seed: int | None = None):
-        return await self._run_request(self.doc, self._edit_request(seed))
-
-    def _edit_request(self, seed: int | None = None):
-        doc = self.doc
-        if seed is not None:
-            doc.set_seed(seed)
-            fixed, doc.fixed_seed = doc.fixed_seed, True
-        try:
-            return doc.edit_request()
-        finally:
-            if seed is not None:
-                doc.fixed_seed = fixed
+        return await self._run_request(self.doc, self.doc.edit_request(seed))
 
     async def run_variations(self, count: int):
         """count edits of the same request, each with its own seed (the first: the one Edit
         would use), one after another; Cancel stops the rest, those done stay."""
         doc = self.doc
-        request = self._edit_request()
+        request = self.doc.edit_request()
         seeds = [request.seed]
         while len(seeds) < count:
             seed = random.randrange(2**31)
@@ -816,7 +802,7 @@ class MainWindow(QMainWindow):
         """The same request (instructions, masks, seed, settings) with FoI's focus and without
         it, shown in the split view: plain InstructPix2Pix left, FoI right."""
         doc = self.doc
-        request = self._edit_request()
+        request = self.doc.edit_request()
         focused = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=True))
         plain = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=False))
         foi_entry = await self._run_request(doc, focused, "Editing with FoI…")

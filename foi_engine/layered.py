@@ -57,7 +57,9 @@ KINDS = ("ora", "psd", "png", "full")
 ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIDE = 256
 COLOUR_LAYER_OPACITY = 0.5
-PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
+# The layers' colours, in order: the editor's tints and the exports' layer colours.
+PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+           (240, 50, 230), (210, 245, 60))
 # PNG level 3 encodes a 24-Mpx layer about three times faster than the default 6, files ~10 % larger.
 PNG_LEVEL = 3
 

@@ -19,8 +19,8 @@ from PIL import Image
 
 from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
-from foi_engine.layered import (LayeredEdit, MaskLayer, composite_full_resolution, full_suffix, kind_for_path,
-                                metadata_for, write_layered)
+from foi_engine.layered import (PALETTE, LayeredEdit, MaskLayer, composite_full_resolution, full_suffix,
+                                kind_for_path, metadata_for, write_layered)
 from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
 from foi_engine.prompt import keyword_choices
 
@@ -29,8 +29,6 @@ from .events import Event, EventHub, Rect
 from .grounding import Grounding
 from .history import History, Step
 
-PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-           (240, 50, 230), (210, 245, 60))
 UNDOABLE_FIELDS = ("text", "keyword", "strength", "threshold")  # colour, visibility, opacity are view state
 VIEW_FIELDS = ("color", "visible", "opacity")
 # Results whose rendering stays in memory (about 250 MB each for a 24-megapixel photo): the one
@@ -248,6 +246,13 @@ class Document:
         self._unsaved = bool(value)
         if not value:
             self.history.mark_saved()
+
+    def forget_history(self) -> None:
+        """No undo steps and nothing unsaved: the document as if just opened (the sample photo
+        with its instructions already written)."""
+        self.history.clear()
+        self.modified = False
+        self.events.emit(Event("history"))
 
     def _changed(self, event: Event) -> None:
         """A change outside the undo history."""
@@ -594,13 +599,6 @@ class Document:
 
         return self._mask_operation(layer_id, "Clear mask", clear)
 
-    def fill_mask(self, layer_id: str) -> Rect | None:
-        def fill(mask):
-            mask[:] = 255
-            return (0, 0, mask.shape[1], mask.shape[0])
-
-        return self._mask_operation(layer_id, "Fill mask", fill)
-
     def grow_mask(self, layer_id: str, pixels: int) -> Rect | None:
         """Grow by pixels (negative = shrink)."""
         text = "Grow mask" if pixels >= 0 else "Shrink mask"
@@ -675,9 +673,12 @@ class Document:
                 masks.append(layer.mask.astype(np.float32) / np.float32(255))
         return masks
 
-    def edit_request(self) -> EditRequest:
-        """Freeze what Edit needs. Without a fixed seed a new one is drawn (and kept in doc.seed)."""
-        if not self.fixed_seed:
+    def edit_request(self, seed: int | None = None) -> EditRequest:
+        """Freeze what Edit needs, with `seed` when given; otherwise the fixed seed, or a new
+        one drawn. The seed used is kept in doc.seed."""
+        if seed is not None:
+            self.set_seed(seed)
+        elif not self.fixed_seed:
             self.set_seed(random.randrange(2**31))
         return EditRequest(
             photo=self.photo,
@@ -720,11 +721,7 @@ class Document:
 
     def edit_request_snapshot(self) -> EditRequest:
         """Like edit_request but never draws a new seed."""
-        fixed, self.fixed_seed = self.fixed_seed, True
-        try:
-            return self.edit_request()
-        finally:
-            self.fixed_seed = fixed
+        return self.edit_request(seed=self.seed)
 
     def accept_result(self, entry: ResultEntry) -> None:
         """Mark this result as the chosen one (the others stay in the history)."""

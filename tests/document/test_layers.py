@@ -52,3 +52,18 @@ def test_open_photo_never_writes(tmp_path):
     document = Document.open_photo(path)
     assert document.size == (300, 200) and document.source_path == str(path)
     assert path.read_bytes() == before
+
+
+def test_an_edit_request_takes_the_seed_it_is_given_without_fixing_it(doc):
+    doc.set_seed(3, fixed=False)
+    request = doc.edit_request(seed=41)
+    assert request.seed == 41 and doc.seed == 41 and not doc.fixed_seed
+    assert doc.edit_request_snapshot().seed == 41  # a snapshot never draws
+
+
+def test_forgetting_history_leaves_an_unmodified_document_with_nothing_to_undo(doc):
+    doc.update_layer(doc.layers[0].id, text="make the clouds pink")
+    assert doc.modified and doc.history.undo_steps
+    doc.forget_history()
+    assert not doc.modified and not doc.history.undo_steps
+    assert doc.layers[0].text == "make the clouds pink"

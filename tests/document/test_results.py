@@ -19,7 +19,7 @@ def _add_result(doc, color=(250, 120, 10)):
 
 
 def test_result_image_is_made_once_and_is_what_the_export_writes(doc, tmp_path):
-    doc.fill_mask(doc.layers[0].id)  # past the crop box on this 3:2 photo
+    doc.invert_mask(doc.layers[0].id)  # past the crop box on this 3:2 photo
     entry = _add_result(doc)
     shown = doc.result_image(entry)
     assert shown.size == doc.size
@@ -32,7 +32,7 @@ def test_result_image_is_made_once_and_is_what_the_export_writes(doc, tmp_path):
 
 
 def test_only_the_last_results_stay_rendered(doc):
-    doc.fill_mask(doc.layers[1].id)
+    doc.invert_mask(doc.layers[1].id)
     entries = [_add_result(doc, (n * 40, 0, 0)) for n in range(RENDERED_RESULTS + 1)]
     first = doc.result_image(entries[0])
     for entry in entries[1:]:
@@ -78,7 +78,7 @@ def _opened_with_result(path):
 
     doc = Document.open_photo(path)
     doc.add_layer("make the sky a sunset")
-    doc.fill_mask(doc.layers[0].id)
+    doc.invert_mask(doc.layers[0].id)
     return doc, _add_result(doc)
 
 
