@@ -59,6 +59,41 @@ def _size(frozen: tuple) -> int:
     return sum(8 if isinstance(value, int) else value.nbytes for value in frozen)
 
 
+@dataclass(frozen=True)
+class LayerAdded:
+    layer: object
+    index: int
+
+    def apply(self, layers: list, backwards: bool) -> None:
+        if backwards:
+            layers.remove(self.layer)
+        else:
+            layers.insert(self.index, self.layer)
+
+
+@dataclass(frozen=True)
+class LayerRemoved:
+    layer: object
+    index: int
+
+    def apply(self, layers: list, backwards: bool) -> None:
+        if backwards:
+            layers.insert(self.index, self.layer)
+        else:
+            layers.remove(self.layer)
+
+
+@dataclass(frozen=True)
+class LayerMoved:
+    layer: object
+    source: int
+    target: int
+
+    def apply(self, layers: list, backwards: bool) -> None:
+        source, target = (self.target, self.source) if backwards else (self.source, self.target)
+        layers.insert(target, layers.pop(source))
+
+
 @dataclass(eq=False)
 class Step:
     text: str
@@ -68,7 +103,7 @@ class Step:
     tiles: dict = field(default_factory=dict)
     # (layer, name) → [old, new]
     fields: dict = field(default_factory=dict)
-    # ("add" | "remove", layer, index) or ("move", layer, old_index, new_index), in order
+    # LayerAdded, LayerRemoved, LayerMoved, in the order they happened
     structure: list = field(default_factory=list)
     bytes: int = 0
     recent: set = field(default_factory=set)  # (layer, tile) touched since the last close
@@ -114,6 +149,14 @@ class Step:
     def changed_rects(self, layer) -> list[Rect]:
         height, width = layer.mask.shape
         return [tile_rect(*key, width, height) for key in self.tiles.get(layer, ())]
+
+    def replay(self, layers: list, backwards: bool) -> None:
+        """Undo (backwards) or redo this step on the document's layer list, fields and pixels."""
+        for change in reversed(self.structure) if backwards else self.structure:
+            change.apply(layers, backwards)
+        for (layer, name), (old, new) in self.fields.items():
+            setattr(layer, name, old if backwards else new)
+        self.restore_tiles(0 if backwards else 1)
 
     def restore_tiles(self, which: int) -> None:
         """Write back every tile's before (which=0) or after (which=1)."""

@@ -27,7 +27,7 @@ from foi_engine.prompt import keyword_choices
 from . import maskops, selection
 from .events import Event, EventHub, Rect
 from .grounding import Grounding
-from .history import History, Step
+from .history import History, LayerAdded, LayerMoved, LayerRemoved, Step
 
 UNDOABLE_FIELDS = ("text", "keyword", "strength", "threshold")  # colour, visibility, opacity are view state
 VIEW_FIELDS = ("color", "visible", "opacity")
@@ -347,22 +347,8 @@ class Document:
             self._commit()
 
     def _replay(self, step: Step, backwards: bool) -> None:
-        structure = reversed(step.structure) if backwards else step.structure
-        structural = False
-        for entry in structure:
-            structural = True
-            op, layer = entry[0], entry[1]
-            if op == "move":
-                source, target = (entry[3], entry[2]) if backwards else (entry[2], entry[3])
-                self.layers.insert(target, self.layers.pop(source))
-            elif (op == "add") != backwards:
-                self.layers.insert(entry[2], layer)
-            else:
-                self.layers.remove(layer)
-        for (layer, name), (old, new) in step.fields.items():
-            setattr(layer, name, old if backwards else new)
-        step.restore_tiles(0 if backwards else 1)
-        if structural:
+        step.replay(self.layers, backwards)
+        if step.structure:
             self.events.emit(Event("layers"))
         for layer in {layer for layer, _ in step.fields}:
             self.events.emit(Event("layer", layer.id))
@@ -402,7 +388,7 @@ class Document:
         index = len(self.layers) if index is None else max(0, min(index, len(self.layers)))
         with self._step("Add instruction") as step:
             self.layers.insert(index, layer)
-            step.structure.append(("add", layer, index))
+            step.structure.append(LayerAdded(layer, index))
         self.events.emit(Event("layers"))
         return layer
 
@@ -411,7 +397,7 @@ class Document:
         index = self.layers.index(layer)
         with self._step("Remove instruction") as step:
             self.layers.remove(layer)
-            step.structure.append(("remove", layer, index))
+            step.structure.append(LayerRemoved(layer, index))
         self.events.emit(Event("layers"))
 
     def move_layer(self, layer_id: str, index: int) -> None:
@@ -421,7 +407,7 @@ class Document:
             return
         with self._step("Move instruction") as step:
             self.layers.insert(target, self.layers.pop(source))
-            step.structure.append(("move", self.layers[target], source, target))
+            step.structure.append(LayerMoved(self.layers[target], source, target))
         self.events.emit(Event("layers"))
 
     def update_layer(self, layer_id: str, **fields) -> None:
