@@ -45,6 +45,8 @@ class JobState(str, enum.Enum):
 class QueueFullError(FoiError):
     """Too many jobs wait already (for this client, or in all)."""
 
+    title = "The server is busy"
+
 
 @dataclass
 class Device:

@@ -49,6 +49,8 @@ ERROR_KINDS = {cls.__name__: cls for cls in (PhotoError, InstructionError, Setti
 class WireError(FoiError):
     """A request or answer that is not what the protocol says (a bug or a stranger, not a person)."""
 
+    title = "The server and this program do not understand each other"
+
 
 @dataclass(frozen=True)
 class JobRequest:

@@ -14,6 +14,8 @@ from foi_engine.errors import (BusyError, Cancelled, FileError, FoiError, Instru
                                as_foi_error, report)
 from foi_engine.evaluation.manifest import ManifestError
 from foi_engine.layered import ExportError
+from foi_engine.scheduler import QueueFullError
+from foi_engine.wire import WireError
 
 TABLE = [  # class, dialog title, exit code of `foi`
     (PhotoError, "Cannot use this photo", 1),
@@ -33,6 +35,8 @@ TABLE = [  # class, dialog title, exit code of `foi`
     (ServerAuthError, "The server refused the token", 1),
     (ServerVersionError, "This server is another version", 1),
     (ServerGoneError, "The server stopped answering", 1),
+    (WireError, "The server and this program do not understand each other", 1),
+    (QueueFullError, "The server is busy", 1),
     (Cancelled, "Cancelled", 130),
 ]
 
