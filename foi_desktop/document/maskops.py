@@ -66,7 +66,9 @@ def brush_segment(masks, p0, p1, radius: float, hardness: float, erase: bool) ->
     fall-off inside the radius. Returns the rectangle that may have changed."""
     height, width = masks[0].shape
     (x0, y0), (x1, y1) = p0, p1
-    radius = max(float(radius), 0.5)
+    # The smallest brush still reaches the nearest pixel centre wherever it is (√½ px away at
+    # worst): at 0.5 a one-pixel dab on a pixel boundary painted nothing.
+    radius = max(float(radius), 0.75)
     rect = clip_rect(
         (
             math.floor(min(x0, x1) - radius),

@@ -104,3 +104,12 @@ def test_transparent_png_imports_its_alpha(doc, tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
     doc.import_mask(doc.layers[0].id, tmp_path / "a.png")
     assert doc.layers[0].mask[55, 55] == 200 and doc.layers[0].mask.sum() == 200 * 100
+
+
+def test_the_smallest_brush_paints_wherever_it_lands():
+    from foi_desktop.document.maskops import brush_segment
+
+    for point in ((10.0, 10.0), (10.5, 10.5), (10.0, 10.5), (10.25, 9.75)):  # corners, edges, anywhere
+        mask = np.zeros((20, 20), np.uint8)
+        brush_segment([mask], point, point, radius=0.5, hardness=1.0, erase=False)
+        assert 1 <= np.count_nonzero(mask) <= 4, point
