@@ -2,7 +2,7 @@
 
 A scene is 1–4 flat-coloured shapes of distinct kinds (so "the circle" names exactly one
 thing) on a background (flat, gradient, smooth noise or stripes). An instruction
-recolours one shape ("paint red on the circle") or the background ("make the background
+recolours one shape ("make the circle red") or the background ("make the background
 green", a whole-image instruction); a multi-instruction example applies two or three of
 them at once, written the way the engine joins them ("A. B"). Every example is a pure
 function of (split, index): the training split and the held-out split draw from
@@ -28,14 +28,11 @@ COLOURS = {
     "black": (20, 20, 20),
 }
 BACKGROUNDS = ("flat", "gradient", "noise", "stripes")
-# {0} is the target, {1} the colour. The text encoder is causal, so a word carries only what
-# comes before it. Every template names the colour first, so the shape's own word (the
-# engine's keyword) is the one word that knows both what to change and into what; the
-# model grounds the edit on the word that carries it (measured on v2, whose templates
-# were mostly shape-first: the colour word's map lay on the shape, the keyword's did not).
-# Seven templates, as v2 had, so every example draws the same random numbers.
-TEMPLATES = ("paint {1} on the {0}", "give {1} to the {0}", "{1} for the {0}", "put {1} onto the {0}",
-             "set {1} on the {0}", "turn {1} the {0}", "{1} colour for the {0}")
+# {0} is the target, {1} the colour. The text encoder is causal, so a word only carries
+# what comes before it: in the last three templates the shape's own token also knows the
+# colour, the order real captions ("a red circle") use.
+TEMPLATES = ("make the {0} {1}", "turn the {0} {1}", "paint the {0} {1}", "change the {0} to {1}",
+             "paint {1} on the {0}", "give {1} to the {0}", "{1} for the {0}")
 SPLITS = {"train": 0, "heldout": 1}
 MULTI_FRACTION = 0.4  # share of examples with two or three instructions
 BACKGROUND_EDIT = 0.15  # chance that an edit targets the background
