@@ -16,30 +16,14 @@ Call every method from one thread (the GUI thread; the worker's signals arrive t
 from __future__ import annotations
 
 import dataclasses
-import enum
 import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from foi_engine.protocol import JobKind, JobState
+
 from .document.events import EventHub
-
-
-class JobKind(enum.Enum):
-    LOCATE = "locate"  # Find regions
-    EDIT = "edit"
-
-
-class JobState(enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 @dataclass(frozen=True)

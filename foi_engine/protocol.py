@@ -9,6 +9,7 @@ No torch here: importing this module (or remote.py) loads no model library."""
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,25 @@ if TYPE_CHECKING:
 # on_step(step, steps, preview): step counts from 0; preview is a small PIL image or None.
 StepCallback = Callable[[int, int, "Image.Image | None"], None]
 
+
+
+class JobKind(str, enum.Enum):
+    """What a job asks of an engine (the server's and the editor's jobs alike)."""
+
+    LOCATE = "locate"  # Find regions
+    EDIT = "edit"
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 @dataclass(frozen=True)
 class EngineInfo:

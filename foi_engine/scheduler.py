@@ -11,7 +11,6 @@ Finished jobs keep their result for a while, bounded in count and age, and are t
 
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 import secrets
@@ -24,22 +23,11 @@ from dataclasses import dataclass, field
 
 from . import wire
 from .errors import Cancelled, FoiError, ModelError, as_foi_error
+from .protocol import JobState
 
 log = logging.getLogger("foi.serve")
 
 PREVIEW_INTERVAL_S = 0.25  # a progress preview at most this often (and always on the last step)
-
-
-class JobState(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class QueueFullError(FoiError):
