@@ -4,11 +4,12 @@ Outlines change what the canvas shows, never the document."""
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
-from PySide6.QtGui import QImage, QInputDevice, QPainter, QPointingDevice, QTabletEvent
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
 from PySide6.QtWidgets import QApplication
 
 from foi_desktop.imaging import qimage_to_pil
+from gui_helpers import shown
 
 LEFT, NO_BUTTON = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
 
@@ -35,17 +36,6 @@ def pen_stroke(canvas, pen, points, pressure):
         QApplication.sendEvent(viewport, event)
         taken.append(event.isAccepted())
     return all(taken)
-
-
-def shown(canvas) -> np.ndarray:
-    """What the canvas paints, one photo pixel per pixel (the scene drawn into an image)."""
-    width, height = canvas.doc.size
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(0)
-    painter = QPainter(image)
-    canvas.scene().render(painter, QRectF(0, 0, width, height), QRectF(0, 0, width, height))
-    painter.end()
-    return np.asarray(qimage_to_pil(image))
 
 
 def tinted(canvas, photo_only) -> np.ndarray:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QImage, QPainter
 
-from foi_desktop.imaging import pil_to_qimage, qimage_to_pil
+from foi_desktop.imaging import pil_to_qimage
 from foi_engine.layered import default_feather
+from gui_helpers import shown
 from test_flow import drag
 
 WIDE = (300, 120)  # 2.5:1; at 128 px the working frame is 2:1, so the box ends 30 px inside either side
@@ -42,17 +42,6 @@ def edited(window, qtbot, run, tmp_path):
     assert entry is not None and entry.frame.pixel_box == (30, 0, 270, 120)
     assert not window.canvas.masks_visible
     return window, entry
-
-
-def shown(canvas) -> np.ndarray:
-    """What the canvas paints, one photo pixel per pixel (the scene drawn into an image)."""
-    width, height = canvas.doc.size
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(0)
-    painter = QPainter(image)
-    canvas.scene().render(painter, QRectF(0, 0, width, height), QRectF(0, 0, width, height))
-    painter.end()
-    return np.asarray(qimage_to_pil(image))
 
 
 def read_ora(path):
