@@ -178,6 +178,7 @@ class Document:
         self.seed = random.randrange(2**31)
         self.fixed_seed = False
         self.project_path: str | None = None
+        self.png_cache: dict = {}  # saving's PNG encodings of the photo, masks and results (project.py)
         self._unsaved = False  # a change the undo history does not hold (settings, results, colours)
         self._open: Step | None = None
         self._depth = 0

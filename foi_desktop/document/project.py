@@ -21,6 +21,7 @@ import os
 import re
 import time
 import warnings
+import weakref
 import zipfile
 import zlib
 
@@ -62,17 +63,22 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _cached_png(owner, key, make, part: str = "") -> bytes:
+def _cached_png(cache: dict, owner, key, make, part: str = "") -> bytes:
     """The PNG of `owner` (a layer, a result, the photo) or of one part of it (a layer's flip
     plane), re-encoded only when `key` changes, so an autosave costs only what changed since
-    the last one."""
-    cache = getattr(owner, "_png_cache", None)
-    if cache is None:
-        cache = owner._png_cache = {}
-    cached = cache.get(part)
-    if cached is None or cached[0] != key:
-        cached = cache[part] = (key, make())
-    return cached[1]
+    the last one. `cache` is the document's `png_cache`; each entry holds its owner weakly, so
+    a new object that happens to reuse a dead one's id never gets the dead one's picture."""
+    slot = (id(owner), part)
+    cached = cache.get(slot)
+    if cached is None or cached[0]() is not owner or cached[1] != key:
+        cached = cache[slot] = (weakref.ref(owner), key, make())
+    return cached[2]
+
+
+def _drop_dead(cache: dict) -> None:
+    """Forget the encodings of what is gone (removed layers, discarded results)."""
+    for slot in [slot for slot, (owner, _key, _png) in cache.items() if owner() is None]:
+        del cache[slot]
 
 
 def _frame_json(frame: WorkingFrame) -> dict:
@@ -90,7 +96,7 @@ def _photo_member(doc: Document) -> tuple[str, bytes]:
         if not re.fullmatch(r"\.[a-z0-9]{1,5}", extension):
             extension = ".img"
         return f"photo/original{extension}", data
-    return "photo/photo.png", _cached_png(doc, "photo", lambda: _png(doc.photo))
+    return "photo/photo.png", _cached_png(doc.png_cache, doc, "photo", lambda: _png(doc.photo))
 
 
 def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None = None) -> None:
@@ -100,17 +106,19 @@ def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None =
     if len(doc.layers) > MAX_LAYERS or len(doc.results) > MAX_RESULTS:
         raise ProjectError(f"A project keeps at most {MAX_LAYERS} instructions and {MAX_RESULTS} results: "
                            "remove some, then save again.")
+    _drop_dead(doc.png_cache)
     photo_name, photo_bytes = _photo_member(doc)
     members: list[tuple[str, bytes]] = [(photo_name, photo_bytes)]
     layers = []
     for n, layer in enumerate(doc.layers):
         member = f"masks/{n}.png"
-        members.append((member, _cached_png(layer, layer.revision, lambda: _png(Image.fromarray(layer.mask, "L")))))
+        members.append((member, _cached_png(doc.png_cache, layer, layer.revision,
+                                            lambda: _png(Image.fromarray(layer.mask, "L")))))
         grounding = layer.grounding
         flip_member = None
         if grounding is not None:  # without a map τ moves nothing: the flip plane is not needed
             flip_member = f"masks/{n}-flip.png"
-            members.append((flip_member, _cached_png(layer, layer.revision,
+            members.append((flip_member, _cached_png(doc.png_cache, layer, layer.revision,
                                                      lambda: _png(Image.fromarray(layer.flip, "L")), "flip")))
         layers.append({
             "id": layer.id, "text": layer.text, "keyword": layer.keyword, "strength": layer.strength,
@@ -125,11 +133,13 @@ def save_project(doc: Document, path: str | os.PathLike, recovery: dict | None =
     results = []
     for n, entry in enumerate(doc.results):
         image_member = f"results/{n}/image.png"
-        members.append((image_member, _cached_png(entry, "image", lambda: _png(entry.image.convert("RGB")))))
+        members.append((image_member, _cached_png(doc.png_cache, entry, "image",
+                                                  lambda: _png(entry.image.convert("RGB")))))
         mask_members = []
         for k, packed in enumerate(entry.packed_masks):
             member = f"results/{n}/mask-{k}.png"
-            members.append((member, _cached_png(packed, "png", lambda: _png(Image.fromarray(packed.unpack(), "L")))))
+            members.append((member, _cached_png(doc.png_cache, packed, "png",
+                                                lambda: _png(Image.fromarray(packed.unpack(), "L")))))
             mask_members.append(member)
         results.append({
             "id": entry.id, "image": image_member, "masks": mask_members,
@@ -422,7 +432,7 @@ def open_project(path: str | os.PathLike) -> Document:
             )
             layer.flip = _flip(reader, value, layer, photo.size, where)
             doc.layers.append(layer)
-        doc._settings = _settings(reader, _get(reader, description, "settings", dict, "the project"), "the project")
+        doc.settings = _settings(reader, _get(reader, description, "settings", dict, "the project"), "the project")
         doc.seed = _get(reader, description, "seed", int, "the project")
         doc.fixed_seed = _get(reader, description, "fixed_seed", bool, "the project")
         for n, value in enumerate(results):

@@ -1,3 +1,4 @@
+import gc
 import io
 import json
 import types
@@ -297,3 +298,27 @@ def test_stars_are_kept_and_older_projects_open_without_them(doc, saved, tmp_pat
              change=lambda d: d["results"][0].update(starred="yes"))
     with pytest.raises(ProjectError, match="invalid 'starred'"):
         open_project(tmp_path / "bad.foi")
+
+
+def test_saving_again_encodes_only_what_changed_and_forgets_what_is_gone(doc, tmp_path, monkeypatch):
+    from foi_desktop.document import project
+
+    encoded = []
+    real_png = project._png
+    monkeypatch.setattr(project, "_png", lambda image: encoded.append(image.size) or real_png(image))
+    save_project(doc, tmp_path / "a.foi")
+    first = len(encoded)
+    save_project(doc, tmp_path / "b.foi")
+    assert len(encoded) == first, "an unchanged document was encoded again"
+    doc.invert_mask(doc.layers[0].id)
+    save_project(doc, tmp_path / "c.foi")
+    assert len(encoded) == first + 1  # the one mask that changed
+    before = len(doc.png_cache)
+    removed = doc.layers[-1]
+    parts = 2 if removed.grounding is not None else 1  # its mask, and its flip plane when it has a map
+    doc.remove_layer(removed.id)
+    doc.history.clear()  # the undo history no longer holds the removed layer
+    del removed
+    gc.collect()
+    save_project(doc, tmp_path / "d.foi")
+    assert len(doc.png_cache) == before - parts
