@@ -11,6 +11,7 @@ show more), zoomed in, full-resolution tiles built on demand."""
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
@@ -26,9 +27,21 @@ MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
 MAX_BRUSH = 4000  # the largest brush diameter, photo pixels
 MAX_SEPARATE_RECTS = 8
 BADGE_MARGIN = 8  # px from the view's corner to a Before / After / Original label
-BRUSHES = ("brush", "eraser")
-# Drawn selection tools and the undo item each makes; "wand" selects with a click.
-SHAPES = {"rectangle": "Rectangle", "ellipse": "Ellipse", "lasso": "Lasso", "polygon": "Polygon"}
+class Tool(StrEnum):
+    """The mask tools (a str, so a tool's name reads the same in settings and tests)."""
+
+    BRUSH = "brush"
+    ERASER = "eraser"
+    RECTANGLE = "rectangle"
+    ELLIPSE = "ellipse"
+    LASSO = "lasso"
+    POLYGON = "polygon"
+    WAND = "wand"  # selects with a click
+
+
+BRUSHES = (Tool.BRUSH, Tool.ERASER)
+# Drawn selection tools and the undo item each makes.
+SHAPES = {Tool.RECTANGLE: "Rectangle", Tool.ELLIPSE: "Ellipse", Tool.LASSO: "Lasso", Tool.POLYGON: "Polygon"}
 CURSOR_WIDTH = 2  # screen px of the brush outline's coloured ring (a dark one around it)
 PEN_EVENTS = (QEvent.Type.TabletPress, QEvent.Type.TabletMove, QEvent.Type.TabletRelease)
 OUTLINE_LEVEL = 128  # a mask value from which a pixel is inside the outline (half strength or more)
@@ -272,7 +285,7 @@ class CanvasView(QGraphicsView):
         self.setAcceptDrops(False)  # drops go to the window, which opens them
         self.viewport().setAcceptDrops(False)
         self.doc = None
-        self.tool: str | None = None  # one of BRUSHES, SHAPES or "wand"; None = no mask tool
+        self.tool: Tool | None = None  # None = no mask tool
         self.brush_diameter = 40.0  # photo pixels, as the Size box says
         self.brush_hardness = 0.8
         self.wand_tolerance = 32  # 0..255 per channel
@@ -534,8 +547,8 @@ class CanvasView(QGraphicsView):
         event.accept()
 
     # -- tools -------------------------------------------------------------------------
-    def set_tool(self, tool: str | None) -> None:
-        self.tool = tool
+    def set_tool(self, tool: Tool | str | None) -> None:
+        self.tool = None if tool is None else Tool(tool)
         self._cancel_selection()
         self._update_cursor(None)
 
@@ -583,7 +596,7 @@ class CanvasView(QGraphicsView):
     def _begin_stroke(self, erase: bool | None = None) -> None:
         """A document stroke on the active mask with the brush's size and hardness (erasing
         with the eraser, unless told)."""
-        erase = self.tool == "eraser" if erase is None else erase
+        erase = self.tool is Tool.ERASER if erase is None else erase
         self.doc.begin_stroke(self.active_layer_id, erase=erase, radius=self.brush_radius,
                               hardness=self.brush_hardness)
 
@@ -608,7 +621,7 @@ class CanvasView(QGraphicsView):
 
     def _start_selection(self, pos: QPointF, modifiers) -> None:
         point = (pos.x(), pos.y())
-        if self.tool == "wand":
+        if self.tool is Tool.WAND:
             self.doc.select_similar(self.active_layer_id, *point, self.wand_tolerance, self.selection_mode(modifiers))
         elif self._selecting is None:
             # Two points: the start and the one following the mouse.
@@ -619,7 +632,7 @@ class CanvasView(QGraphicsView):
 
     def _drag_selection(self, pos: QPointF) -> None:
         points = self._selecting["points"]
-        if self._selecting["tool"] == "lasso":
+        if self._selecting["tool"] is Tool.LASSO:
             points.append((pos.x(), pos.y()))
         else:
             points[-1] = (pos.x(), pos.y())
@@ -634,8 +647,9 @@ class CanvasView(QGraphicsView):
             return
         tool, points = drawn["tool"], drawn["points"][:-1] if drop_last else drawn["points"]
         size = self.doc.size
-        if tool in ("rectangle", "ellipse"):
-            region = getattr(selection, tool)(size, points[0], points[-1])
+        if tool in (Tool.RECTANGLE, Tool.ELLIPSE):
+            draw = selection.rectangle if tool is Tool.RECTANGLE else selection.ellipse
+            region = draw(size, points[0], points[-1])
         else:
             region = selection.polygon(size, points)
         self.doc.select(self.active_layer_id, region, drawn["mode"], SHAPES[tool])
@@ -650,9 +664,9 @@ class CanvasView(QGraphicsView):
         if self._selecting is not None:
             points = [QPointF(*point) for point in self._selecting["points"]]
             box = QRectF(points[0], points[-1]).normalized()
-            if self._selecting["tool"] == "rectangle":
+            if self._selecting["tool"] is Tool.RECTANGLE:
                 path.addRect(box)
-            elif self._selecting["tool"] == "ellipse":
+            elif self._selecting["tool"] is Tool.ELLIPSE:
                 path.addEllipse(box)
             else:
                 path.addPolygon(QPolygonF(points))
@@ -711,7 +725,7 @@ class CanvasView(QGraphicsView):
         elif self._painting and event.button() == Qt.MouseButton.LeftButton:
             self._painting = False
             self.doc.end_stroke()
-        elif (self._selecting is not None and self._selecting["tool"] != "polygon"
+        elif (self._selecting is not None and self._selecting["tool"] is not Tool.POLYGON
               and event.button() == Qt.MouseButton.LeftButton):
             self._finish_selection()
         elif self._selecting is None:
@@ -720,7 +734,7 @@ class CanvasView(QGraphicsView):
 
     def mouseDoubleClickEvent(self, event) -> None:
         """A double click closes the polygon being drawn (its first click added the last corner)."""
-        if self._selecting is not None and self._selecting["tool"] == "polygon":
+        if self._selecting is not None and self._selecting["tool"] is Tool.POLYGON:
             self._finish_selection(drop_last=True)
             event.accept()
             return

@@ -16,7 +16,7 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QSizePolicy, QSpinBox, QToolBar, QWidget
 
 from . import assets
-from .canvas import BRUSHES, MAX_BRUSH
+from .canvas import BRUSHES, MAX_BRUSH, Tool
 
 ICON_PX = 24  # the SVGs' grid: 2-unit strokes on whole units land on whole pixels
 # The style sheet's text colours (resources/style.qss): normal and disabled.
@@ -82,7 +82,7 @@ def main_toolbar(groups, labelled=()) -> QToolBar:
                 bar.addWidget(item)
                 continue
             name, action = item
-            action.setIcon(icon(name))
+            action.setIcon(icon(str(name)))  # a Tool or a plain name: one cache entry each icon
             bar.addAction(action)
             if action in labelled:
                 bar.widgetForAction(action).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -136,21 +136,21 @@ class ToolOptionsBar(QToolBar):
         label.setBuddy(box)
         return [self.addWidget(label), self.addWidget(box)]
 
-    def follow(self, tool_actions: dict[str, QAction]) -> None:
+    def follow(self, tool_actions: dict[Tool, QAction]) -> None:
         """Show the options of whichever of these tools is checked, however it got checked."""
         self._tool_actions = tool_actions
         for action in tool_actions.values():
             action.toggled.connect(lambda _on: self.show_tool(self.active_tool()))
 
-    def active_tool(self) -> str | None:
+    def active_tool(self) -> Tool | None:
         return next((tool for tool, action in self._tool_actions.items() if action.isChecked()), None)
 
-    def show_tool(self, tool: str | None) -> None:
+    def show_tool(self, tool: Tool | None) -> None:
         action = self._tool_actions.get(tool)
         self.tool_label.setText(action.text() if action is not None else "No tool")
         for item in self._brush_items:
             item.setVisible(tool in BRUSHES)
         for item in self._wand_items:
-            item.setVisible(tool == "wand")
+            item.setVisible(tool is Tool.WAND)
         self.hint_label.setText(NO_TOOL_HINT if tool is None else SELECTION_HINT)
         self._hint_item.setVisible(tool not in BRUSHES)

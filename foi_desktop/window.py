@@ -24,7 +24,7 @@ from foi_engine import Cancelled, EditSettings, FoiError, ModelError
 from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 
 from . import assets, toolbars
-from .canvas import CanvasView
+from .canvas import CanvasView, Tool
 from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, report_error
 from .document import Document, RecoveryStore, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
@@ -43,11 +43,11 @@ BRUSH_STEP = 1.25  # [ and ] scale the brush by this much
 # The selection tools: canvas tool, label, key (GIMP's and Krita's letters clash with B, E, F, R
 # here, so Krita's J and Photoshop's L and W where free), what it does.
 SELECTION_TOOLS = (
-    ("rectangle", "Rectangle", "S", "Select a rectangle: drag across it"),
-    ("ellipse", "Ellipse", "J", "Select an ellipse: drag across it"),
-    ("lasso", "Lasso", "L", "Select freehand: draw round the area"),
-    ("polygon", "Polygon", "P", "Select a polygon: click each corner, double-click the last"),
-    ("wand", "Magic Wand", "W", "Select the joined area of similar colour: click in it"),
+    (Tool.RECTANGLE, "Rectangle", "S", "Select a rectangle: drag across it"),
+    (Tool.ELLIPSE, "Ellipse", "J", "Select an ellipse: drag across it"),
+    (Tool.LASSO, "Lasso", "L", "Select freehand: draw round the area"),
+    (Tool.POLYGON, "Polygon", "P", "Select a polygon: click each corner, double-click the last"),
+    (Tool.WAND, "Magic Wand", "W", "Select the joined area of similar colour: click in it"),
 )
 SELECTION_MODES = "Replaces the mask; hold Shift to add to it, Alt to take away from it (as in Krita)"
 
@@ -174,11 +174,11 @@ class MainWindow(QMainWindow):
                                       "Run the edit with FoI and as plain InstructPix2Pix (same seed and "
                                       "settings), then show them side by side")
         self.cancel_action = a("Cancel", self.cancel, "Esc", "Stop the running edit")
-        self.brush_action = a("Brush", lambda on: self.set_tool("brush" if on else None), "B",
+        self.brush_action = a("Brush", lambda on: self.set_tool(Tool.BRUSH if on else None), "B",
                               "Paint the selected instruction's mask", checkable=True)
-        self.eraser_action = a("Eraser", lambda on: self.set_tool("eraser" if on else None), "E",
+        self.eraser_action = a("Eraser", lambda on: self.set_tool(Tool.ERASER if on else None), "E",
                                "Erase from the selected mask", checkable=True)
-        self.tool_actions = {"brush": self.brush_action, "eraser": self.eraser_action}
+        self.tool_actions = {Tool.BRUSH: self.brush_action, Tool.ERASER: self.eraser_action}
         for tool, text, key, tip in SELECTION_TOOLS:
             self.tool_actions[tool] = a(text, lambda on, tool=tool: self.set_tool(tool if on else None), key,
                                         f"{tip}. {SELECTION_MODES}", checkable=True)
@@ -636,7 +636,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # Masks
 
-    def set_tool(self, tool: str | None) -> None:
+    def set_tool(self, tool: Tool | str | None) -> None:
+        tool = None if tool is None else Tool(tool)
         for name, action in self.tool_actions.items():
             action.setChecked(tool == name)
         self.canvas.set_tool(tool)
@@ -651,7 +652,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Select an instruction to paint its mask.", 4000)
 
     def swap_tool(self) -> None:
-        self.set_tool("eraser" if self.canvas.tool == "brush" else "brush")
+        self.set_tool(Tool.ERASER if self.canvas.tool is Tool.BRUSH else Tool.BRUSH)
 
     def _edge_px(self) -> int:
         return self.edge_box.value()
