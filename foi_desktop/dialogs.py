@@ -17,6 +17,7 @@ from foi_engine import EditSettings, FoiError, threads
 
 from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, check_folder, model_settings
 from foi_engine.errors import report
+from foi_engine.layered import KINDS
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
@@ -219,7 +220,6 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-EXPORT_KINDS = ("ora", "psd", "png", "full")
 FORMAT_NAMES = {".jpg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".webp": "WebP"}
 FULL_FILTERS = {".jpg": "JPEG (*.jpg *.jpeg)", ".png": "PNG (*.png)", ".tif": "TIFF (*.tif *.tiff)",
                 ".webp": "WebP (*.webp)"}
@@ -249,7 +249,7 @@ class ExportDialog(QDialog):
         self._group = QButtonGroup(self)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Write the chosen result as:"))
-        for number, kind in enumerate(EXPORT_KINDS):
+        for number, kind in enumerate(KINDS):
             button = QRadioButton(labels[kind], checked=number == 0)
             self._group.addButton(button, number)
             layout.addWidget(button)
@@ -269,13 +269,13 @@ class ExportDialog(QDialog):
 
     @property
     def kind(self) -> str:
-        return EXPORT_KINDS[self._group.checkedId()]
+        return KINDS[self._group.checkedId()]
 
     def label(self, kind: str) -> str:
-        return self._group.button(EXPORT_KINDS.index(kind)).text()
+        return self._group.button(KINDS.index(kind)).text()
 
     def set_kind(self, kind: str) -> None:
-        self._group.button(EXPORT_KINDS.index(kind)).setChecked(True)
+        self._group.button(KINDS.index(kind)).setChecked(True)
 
     @property
     def path(self) -> str:

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -46,10 +47,20 @@ class EngineInfo:
     engine: object = field(repr=False, compare=False)  # for count_tokens only (see EngineClient)
 
 
+class RequestKind(Enum):
+    """What the engine thread is asked to do."""
+
+    CONFIGURE = "configure"  # no reply
+    TOKENIZER = "tokenizer"
+    LOAD = "load"
+    LOCATE = "locate"
+    EDIT = "edit"
+
+
 @dataclass(frozen=True)
 class _Request:
     id: int
-    kind: str  # "configure" (no reply), "tokenizer", "load", "locate" or "edit"
+    kind: RequestKind
     args: tuple = ()
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -89,24 +100,24 @@ class EngineWorker(QObject):
         try:
             if request.cancel.is_set():
                 raise Cancelled("Cancelled before it started.")
-            if request.kind == "configure":
+            if request.kind is RequestKind.CONFIGURE:
                 choice = request.args[0]
                 if self._choice is None or dataclasses.replace(self._choice, threads=choice.threads) != choice:
                     self._engine = None  # another model, device or precision; threads change in place
                 self._choice = choice
                 threads.apply(choice.threads, leave_free=1)  # the UI thread keeps a core
                 return
-            if request.kind == "tokenizer":
+            if request.kind is RequestKind.TOKENIZER:
                 choice = request.args[0]
                 self.tokenizer.emit(request.id, choice, _load_tokenizer(choice.model))
                 return
             was_loaded = self._engine is not None
             engine = self._ensure_engine(request)
-            if request.kind == "load" and was_loaded:
+            if request.kind is RequestKind.LOAD and was_loaded:
                 self.loaded.emit(request.id, self._info())
-            elif request.kind == "locate":
+            elif request.kind is RequestKind.LOCATE:
                 self.located.emit(request.id, engine.locate(*request.args))
-            elif request.kind == "edit":
+            elif request.kind is RequestKind.EDIT:
                 image, instructions, settings, seed, masks = request.args
                 self.edited.emit(request.id, engine.edit(
                     image, instructions, settings, seed=seed, masks=masks,
@@ -186,19 +197,19 @@ class EngineClient(QObject):
         if choice == self.choice:
             return  # keep the loaded engine
         self.choice, self.info, self._tokenizer = choice, None, None
-        self.submit.emit(_Request(0, "configure", (choice,)))
+        self.submit.emit(_Request(0, RequestKind.CONFIGURE, (choice,)))
         # No future: a tokenizer that cannot be read leaves the count to the loaded model.
-        self.submit.emit(_Request(next(self._ids), "tokenizer", (choice,)))
+        self.submit.emit(_Request(next(self._ids), RequestKind.TOKENIZER, (choice,)))
 
     def load(self) -> asyncio.Future:
         """Load the chosen model now (locate and edit would load it anyway)."""
-        return self._start("load")
+        return self._start(RequestKind.LOAD)
 
     def locate(self, image, instructions, settings, seed) -> asyncio.Future:
-        return self._start("locate", image, tuple(instructions), settings, seed)
+        return self._start(RequestKind.LOCATE, image, tuple(instructions), settings, seed)
 
     def edit(self, image, instructions, settings, seed, masks) -> asyncio.Future:
-        return self._start("edit", image, tuple(instructions), settings, seed, masks)
+        return self._start(RequestKind.EDIT, image, tuple(instructions), settings, seed, masks)
 
     def cancel(self) -> None:
         """Every running and queued request stops within one step."""
@@ -225,7 +236,7 @@ class EngineClient(QObject):
         return self._thread.wait(timeout_ms)
 
     # -- plumbing -----------------------------------------------------------------
-    def _start(self, kind: str, *args) -> asyncio.Future:
+    def _start(self, kind: RequestKind, *args) -> asyncio.Future:
         future = asyncio.get_event_loop().create_future()
         request = _Request(next(self._ids), kind, args)
         self._pending[request.id] = (request, future)
@@ -249,7 +260,7 @@ class EngineClient(QObject):
         self.info = info
         self.loaded.emit(info)
         pending = self._pending.get(request_id)
-        if pending is not None and pending[0].kind == "load":
+        if pending is not None and pending[0].kind is RequestKind.LOAD:
             self._resolve(request_id, info)
 
     @Slot(int, object, object)

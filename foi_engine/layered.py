@@ -41,6 +41,7 @@ import re
 import struct
 import unicodedata
 import zipfile
+from enum import StrEnum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,7 +54,16 @@ from .atomic import atomic_write
 from .errors import FoiError
 from .photo import PhotoMetadata, WorkingFrame
 
-KINDS = ("ora", "psd", "png", "full")
+class ExportKind(StrEnum):
+    """What an export writes (a str, so "ora" given by a script reads the same)."""
+
+    ORA = "ora"  # OpenRaster: layers for GIMP and Krita
+    PSD = "psd"  # Photoshop layers
+    PNG = "png"  # the result at the working size, plus one mask PNG per instruction
+    FULL = "full"  # the full-resolution composite in the photo's format
+
+
+KINDS = tuple(ExportKind)
 ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIDE = 256
 COLOUR_LAYER_OPACITY = 0.5
@@ -148,12 +158,12 @@ def edit_from_result(photo: Image.Image, result, model: str, colors=None, feathe
     return LayeredEdit(photo, result.image, result.frame, layers, metadata, feather, source)
 
 
-def kind_for_path(path: str | os.PathLike) -> str:
+def kind_for_path(path: str | os.PathLike) -> ExportKind:
     """The export kind a file name asks for: .ora, .psd, .png (result + masks); JPEG/TIFF/WebP
     get the full-resolution composite."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
-    kinds = {".ora": "ora", ".psd": "psd", ".png": "png", ".jpg": "full", ".jpeg": "full",
-             ".tif": "full", ".tiff": "full", ".webp": "full"}
+    kinds = {".ora": ExportKind.ORA, ".psd": ExportKind.PSD, ".png": ExportKind.PNG, ".jpg": ExportKind.FULL,
+             ".jpeg": ExportKind.FULL, ".tif": ExportKind.FULL, ".tiff": ExportKind.FULL, ".webp": ExportKind.FULL}
     if suffix not in kinds:
         raise ExportError(
             f"Cannot tell what to write from {os.path.basename(os.fspath(path))!r}: "
@@ -162,9 +172,10 @@ def kind_for_path(path: str | os.PathLike) -> str:
     return kinds[suffix]
 
 
-def write_layered(path: str | os.PathLike, kind: str, edit: LayeredEdit) -> list[str]:
-    """Write `edit` as `kind` (one of KINDS) to `path`; returns every file written."""
-    writers = {"ora": write_ora, "psd": write_psd, "png": write_png, "full": write_composite}
+def write_layered(path: str | os.PathLike, kind: ExportKind | str, edit: LayeredEdit) -> list[str]:
+    """Write `edit` as `kind` (an ExportKind or its name) to `path`; returns every file written."""
+    writers = {ExportKind.ORA: write_ora, ExportKind.PSD: write_psd, ExportKind.PNG: write_png,
+               ExportKind.FULL: write_composite}
     if kind not in writers:
         raise ExportError(f"Unknown export kind {kind!r}: choose one of {', '.join(KINDS)}.")
     try:

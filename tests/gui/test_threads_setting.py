@@ -2,11 +2,11 @@
 
 import torch
 
-from foi_desktop.worker import EngineWorker, ModelChoice, _Request
+from foi_desktop.worker import EngineWorker, ModelChoice, RequestKind, _Request
 
 
 def configure(worker, choice):
-    worker.handle(_Request(0, "configure", (choice,)))
+    worker.handle(_Request(0, RequestKind.CONFIGURE, (choice,)))
 
 
 def test_a_thread_change_keeps_the_model_and_takes_effect():
