@@ -20,6 +20,7 @@ from . import threads
 from .process import end_process
 from .catalog import DEFAULT_MODEL, TINY_RANDOM, model_settings
 from .errors import Cancelled, FoiError, report
+from .settings import check_mask_count
 from .evaluation.cli import add_parser as add_eval_parsers
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
@@ -328,8 +329,8 @@ def run_edit(args) -> int:
     planned = [args.output] + (mask_paths(args.masks_dir, instructions) if args.masks_dir else [])
     _check_writes(planned, Path(args.photo), args.masks or ())
     masks = _read_masks(args.masks) if args.masks else None
-    if masks is not None and len(masks) != len(instructions):
-        raise UsageError(f"{len(masks)} masks for {len(instructions)} instructions: give one mask per instruction")
+    if masks is not None:
+        check_mask_count(len(masks), instructions)  # before any model loads
     if args.server:
         engine, settings = _connect(args, photo)
     else:

@@ -18,7 +18,7 @@ import torch
 
 from . import attention, threads
 from .attention import RunMode
-from .errors import (BusyError, Cancelled, MaskError, ModelError, NotInstructPix2PixError, as_foi_error,
+from .errors import (BusyError, Cancelled, ModelError, NotInstructPix2PixError, as_foi_error,
                      is_out_of_memory)
 from .grounding import grounding_maps
 from .guidance import guide
@@ -30,7 +30,7 @@ from .preview import latent_preview
 from .prompt import count_tokens, layout_prompt
 from .protocol import EngineInfo
 from .results import EditResult, LocateResult
-from .settings import EditSettings, check_request
+from .settings import EditSettings, check_mask_count, check_request
 from .version import version
 
 
@@ -290,7 +290,6 @@ def _thresholds(instructions, seed) -> list[float | None]:
 
 
 def _given_masks(masks, instructions, frame) -> list[np.ndarray]:
-    if len(masks) != len(instructions):
-        raise MaskError(f"Got {len(masks)} masks for {len(instructions)} instructions: give one per instruction.")
+    check_mask_count(len(masks), instructions)
     return [to_working_frame(mask, i, frame) for i, mask in enumerate(masks)]
 

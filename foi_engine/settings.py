@@ -10,7 +10,7 @@ import numbers
 import unicodedata
 from dataclasses import dataclass
 
-from .errors import InstructionError, SettingsError
+from .errors import InstructionError, MaskError, SettingsError
 
 OUTSIDE_TOKENS = ("union", "instruction", "null")
 # Every number a user can set, with the range the CLI and the editor both accept. Wider
@@ -152,6 +152,12 @@ class EditSettings:
     def steps_until(self, fraction: float) -> int:
         """n(f) = floor(f·K + 0.5): a fraction of K, rounded half up."""
         return math.floor(fraction * self.denoising_steps + 0.5)
+
+
+def check_mask_count(count: int, instructions) -> None:
+    """One mask per instruction, or none at all."""
+    if count != len(instructions):
+        raise MaskError(f"Got {count} masks for {len(instructions)} instructions: give one per instruction.")
 
 
 def check_request(instructions, settings, seed) -> tuple[Instruction, ...]:

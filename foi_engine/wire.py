@@ -36,7 +36,7 @@ from .errors import (
     SettingsError,
 )
 from .photo import WorkingFrame, photo_from_bytes, prepare_photo
-from .settings import MAX_INSTRUCTIONS, MAX_SEED, EditSettings, Instruction, check_request
+from .settings import MAX_INSTRUCTIONS, MAX_SEED, EditSettings, Instruction, check_mask_count, check_request
 
 API_VERSION = 1  # the /v1 routes; a server and a client of different API versions refuse each other
 KINDS = ("edit", "locate")
@@ -180,8 +180,7 @@ def request_to_json(kind: str, image: Image.Image, instructions, settings: EditS
             "instructions": [instruction_to_json(i) for i in instructions],
             "settings": settings_to_json(settings), "seed": int(seed), "masks": None}
     if masks is not None:
-        if len(masks) != len(instructions):
-            raise MaskError(f"Got {len(masks)} masks for {len(instructions)} instructions: give one per instruction.")
+        check_mask_count(len(masks), instructions)
         from .masks import as_mask
 
         body["masks"] = [array_to_json(as_mask(mask, i)) for i, mask in enumerate(masks)]
@@ -223,9 +222,7 @@ def request_from_json(body) -> JobRequest:
     if masks is not None:
         if kind != "edit":
             raise WireError("Only an edit takes masks.")
-        if not isinstance(masks, list) or len(masks) != len(instructions):
-            count = len(masks) if isinstance(masks, list) else 0
-            raise MaskError(f"Got {count} masks for {len(instructions)} instructions: give one per instruction.")
+        check_mask_count(len(masks) if isinstance(masks, list) else 0, instructions)
         masks = [array_from_json(mask, f"Mask {i + 1}") for i, mask in enumerate(masks)]
         for i, mask in enumerate(masks):
             if mask.size > photo.width * photo.height:

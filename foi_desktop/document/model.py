@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import time
 import uuid
 import zlib
@@ -22,7 +21,7 @@ from foi_engine.atomic import atomic_write
 from foi_engine.layered import (PALETTE, LayeredEdit, MaskLayer, composite_full_resolution, full_suffix,
                                 kind_for_path, metadata_for, write_layered)
 from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
-from foi_engine.prompt import keyword_choices
+from foi_engine.prompt import keyword_choices, keyword_pattern
 
 from . import maskops, selection
 from .events import Event, EventHub, Rect
@@ -34,11 +33,6 @@ VIEW_FIELDS = ("color", "visible", "opacity")
 # Results whose rendering stays in memory (about 250 MB each for a 24-megapixel photo): the one
 # shown and the one before it, so flipping between two and exporting either renders nothing again.
 RENDERED_RESULTS = 2
-
-
-def keyword_in(keyword: str, text: str) -> bool:
-    """The engine's rule: whole words, case-insensitive."""
-    return re.search(r"(?<!\w)" + re.escape(keyword) + r"(?!\w)", text, re.IGNORECASE) is not None
 
 
 @dataclass(eq=False)
@@ -434,7 +428,7 @@ class Document:
                 for name, value in changes.items():
                     self._set(step, layer, name, value)
                 if "text" in changes or "keyword" in changes:
-                    if layer.keyword is not None and not keyword_in(layer.keyword, layer.text):
+                    if layer.keyword is not None and not keyword_pattern(layer.keyword).search(layer.text):
                         self._set(step, layer, "keyword", None)
                     # The cached map belongs to the old words: τ no longer moves this mask.
                     self._set(step, layer, "grounding", None)
