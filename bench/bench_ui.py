@@ -7,6 +7,8 @@
   edit stall      the longest gap in a 1 ms UI timer while the tiny model edits (≤ 50 ms)
   shapes edit     a 40-step edit of the shapes model's sample scene: its time (≤ 5 s) and stall (≤ 50 ms)
   open 24 MP      a 6000×4000 JPEG opened and first painted (≤ 1.5 s)
+  magic wand      a click of the wand on the photo, into the mask, repainted (≤ 50 ms)
+  lasso           a freehand selection across a third of the photo, into the mask, repainted (≤ 50 ms)
 
     python3 bench/bench_ui.py [--quick]
 
@@ -36,7 +38,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 PHOTO_SIZE = (6000, 4000)
-TARGETS_MS = {"brush segment (fit)": 8, "brush segment (100 %)": 8, "threshold move": 16, "threshold move (one region)": 16,
+TARGETS_MS = {"magic wand": 50, "lasso": 50, "brush segment (fit)": 8, "brush segment (100 %)": 8, "threshold move": 16, "threshold move (one region)": 16,
               "edit stall": 50, "shapes edit stall": 50, "open 24 MP JPEG": 1500}
 SHAPES_EDIT_TARGET_S = 5.0
 
@@ -161,6 +163,35 @@ def bench_edit_stall(window, app, loop, settings=None) -> dict:
             "previews_shown": int(sum(previews))}
 
 
+def bench_selections(window, app, repeats: int) -> dict[str, list[float]]:
+    """The wand clicked at spread-out points, and a lasso drawn across a third of the photo,
+    each applied to the active mask and repainted (undone between runs)."""
+    from foi_desktop.document import selection
+
+    doc, canvas = window.doc, window.canvas
+    canvas.fit()
+    layer_id = window.panel.active_layer_id
+    width, height = doc.size
+    doc.select_similar(layer_id, 1.0, 1.0)  # the photo's pixels are read once, at the first click
+    doc.undo()
+    times = {"magic wand": [], "lasso": []}
+    for n in range(repeats):
+        x, y = width * (0.2 + 0.6 * (n % 5) / 4), height * (0.3 + 0.4 * (n % 3) / 2)
+        started = time.perf_counter()
+        doc.select_similar(layer_id, x, y, 32)
+        app.processEvents()
+        times["magic wand"].append(ms(time.perf_counter() - started))
+        doc.undo()
+        turns = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+        points = [(x + width / 6 * np.cos(t) * (1 + 0.2 * np.sin(5 * t)), y + height / 6 * np.sin(t)) for t in turns]
+        started = time.perf_counter()
+        doc.select(layer_id, selection.polygon(doc.size, points), "replace", "Lasso")
+        app.processEvents()
+        times["lasso"].append(ms(time.perf_counter() - started))
+        doc.undo()
+    return times
+
+
 def summary(times: list[float]) -> dict:
     return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95)),
             "max_ms": max(times), "n": len(times)}
@@ -209,6 +240,8 @@ def main() -> int:
     total, model_only = bench_threshold(window, app, 20 if args.quick else 60, busy=False)
     results["threshold move (one region)"] = summary(total)
     results["threshold move (one region)"]["model_only_median_ms"] = statistics.median(model_only)
+    for name, times in bench_selections(window, app, 5 if args.quick else 15).items():
+        results[name] = summary(times)
     window.doc.modified = False
     # The stall is measured on a small photo: the edit's cost does not depend on the photo.
     window.open_sample()
