@@ -107,6 +107,12 @@ class ServerGoneError(ServerError):
     title = "The server stopped answering"
 
 
+# What an engine run may raise, with as_foi_error's results: the errors a server names in an
+# answer and its client raises again (wire.py).
+ENGINE_ERRORS = (PhotoError, InstructionError, SettingsError, MaskError, ModelError, NotInstructPix2PixError,
+                 OutOfMemoryError, FileError, UnexpectedError, Cancelled, BusyError)
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """MemoryError, torch.OutOfMemoryError, or a backend's RuntimeError saying so."""
     return isinstance(error, MemoryError) or (

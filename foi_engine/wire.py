@@ -23,18 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import (
-    BusyError,
-    Cancelled,
-    FoiError,
-    InstructionError,
-    MaskError,
-    ModelError,
-    NotInstructPix2PixError,
-    OutOfMemoryError,
-    PhotoError,
-    SettingsError,
-)
+from .errors import ENGINE_ERRORS, FoiError, InstructionError, MaskError, SettingsError
 from .photo import WorkingFrame, photo_from_bytes, prepare_photo
 from .settings import MAX_INSTRUCTIONS, MAX_SEED, EditSettings, Instruction, check_mask_count, check_request
 
@@ -42,8 +31,7 @@ API_VERSION = 1  # the /v1 routes; a server and a client of different API versio
 KINDS = ("edit", "locate")
 MAX_ARRAY_CELLS = Image.MAX_IMAGE_PIXELS  # a mask or map holds no more cells than a photo may have pixels
 # The errors a server may name in an answer; a client raises the same class with the server's text.
-ERROR_KINDS = {cls.__name__: cls for cls in (PhotoError, InstructionError, SettingsError, MaskError, ModelError,
-                                             NotInstructPix2PixError, OutOfMemoryError, Cancelled, BusyError)}
+ERROR_KINDS = {cls.__name__: cls for cls in ENGINE_ERRORS}
 
 
 class WireError(FoiError):

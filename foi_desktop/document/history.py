@@ -71,16 +71,11 @@ class LayerAdded:
             layers.insert(self.index, self.layer)
 
 
-@dataclass(frozen=True)
-class LayerRemoved:
-    layer: object
-    index: int
+class LayerRemoved(LayerAdded):
+    """An addition played the other way."""
 
     def apply(self, layers: list, backwards: bool) -> None:
-        if backwards:
-            layers.insert(self.index, self.layer)
-        else:
-            layers.remove(self.layer)
+        super().apply(layers, not backwards)
 
 
 @dataclass(frozen=True)

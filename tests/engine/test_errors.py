@@ -91,3 +91,13 @@ def test_out_of_memory_inside_a_run_is_handled_by_the_engine(tiny_engine, photo,
 
 def test_errors_module_does_not_import_torch():
     assert "torch" not in errors.__dict__
+
+
+def test_every_error_a_run_can_end_in_crosses_the_wire_as_itself():
+    # A server names the class of its engine's error; its client raises the same one again.
+    from foi_engine.wire import ERROR_KINDS
+
+    for kind in (PhotoError, InstructionError, SettingsError, MaskError, ModelError, OutOfMemoryError, FileError,
+                 UnexpectedError, Cancelled, BusyError):
+        assert ERROR_KINDS[kind.__name__] is kind
+    assert type(as_foi_error(ValueError("bug"))).__name__ in ERROR_KINDS
