@@ -29,7 +29,7 @@ def build_tokenizer():
         return CLIPTokenizer.from_pretrained(folder)
 
 
-def build_models(tokenizer):
+def build_models(tokenizer, text_layers: int = 3):
     """Fresh (vae, unet, text_encoder, scheduler); call under a seeded RNG."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
@@ -58,7 +58,7 @@ def build_models(tokenizer):
         attention_head_dim=4,
         norm_num_groups=16,
     )
-    text_encoder = small_text_encoder(tokenizer, width=64, layers=3, positions=MAX_TOKENS)
+    text_encoder = small_text_encoder(tokenizer, width=64, layers=text_layers, positions=MAX_TOKENS)
     scheduler = ip2p_scheduler()
     return vae, unet, text_encoder, scheduler
 

@@ -268,6 +268,7 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the text-to-image stage")
     parser.add_argument("--ip2p-lr", type=float, default=5e-4, help="peak learning rate of the InstructPix2Pix stage")
     parser.add_argument("--t2i-share", type=float, default=0.25, help="text-to-image share of InstructPix2Pix batches")
+    parser.add_argument("--text-layers", type=int, default=3, help="transformer layers of the text encoder")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -283,7 +284,7 @@ def main(argv=None) -> None:
 
     tokenizer = build_tokenizer()
     torch.manual_seed(args.seed)
-    vae, unet, text_encoder, scheduler = build_models(tokenizer)
+    vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers)
     scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
