@@ -9,8 +9,8 @@ every entry point does; plus "policy, editor" which leaves the window a core) �
 process loads the model and times denoising steps, once with the machine idle and once
 while a busy loop this script starts (and stops) holds one core. A run stops after
 --budget seconds of stepping, so a collapsed configuration cannot stall the bench.
-Then the launch-to-exit time of `foi edit --model shapes` (a 1-step and a 40-step edit).
-Prints ratios and writes bench/results/threads.json."""
+Prints ratios and writes bench/results/threads.json. (The start-up of `foi edit` is
+bench_startup.py's.)"""
 
 from __future__ import annotations
 
@@ -105,25 +105,6 @@ def measure(model: str, config: str, busy: bool, budget: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cli_seconds(steps: int, strength: float) -> float:
-    """Launch to exit of `foi edit --model shapes` on a 64×64 scene."""
-    sys.path.insert(0, str(ROOT))
-    from PIL import Image
-
-    from foi_engine.shapes.data import demo_scene
-
-    folder = ROOT / "bench" / "results"
-    folder.mkdir(parents=True, exist_ok=True)
-    scene, out = folder / "scene.png", folder / "scene-edited.png"
-    Image.fromarray(demo_scene()[0]).save(scene)
-    env = clean_env()
-    command = [sys.executable, "-m", "foi_engine.cli", "edit", str(scene), "-i", "make the circle red", "-k", "circle",
-               "-o", str(out), "--model", "shapes", "--steps", str(steps), "--strength", str(strength)]
-    start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
-    return time.perf_counter() - start
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONFIG"))
@@ -146,10 +127,6 @@ def main() -> int:
             busy = results["runs"][f"{model} | {config} | busy"]["steps_per_s"]
             results["runs"][f"{model} | {config} | busy"]["busy_over_idle"] = busy / idle
             print(f"{model} {config}: busy ÷ idle = {busy / idle:.2f}")
-    results["foi edit --model shapes, 1 step (s)"] = cli_seconds(2, 0.5)
-    results["foi edit --model shapes, 40 steps (s)"] = cli_seconds(50, 0.8)
-    print(f"foi edit --model shapes: 1 step {results['foi edit --model shapes, 1 step (s)']:.2f} s, "
-          f"40 steps {results['foi edit --model shapes, 40 steps (s)']:.2f} s (launch to exit)")
     out = ROOT / "bench" / "results" / "threads.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1), encoding="utf-8")

@@ -187,7 +187,6 @@ def _request(args):
     """The instructions, the photo and (for a local run) the settings, all checked before any
     model loads or any byte goes to a server. With --server the settings wait for the
     server's model settings (`_connect`)."""
-    from .photo import WorkingFrame, open_photo
     from .prompt import find_keyword
     from .settings import Instruction
 
@@ -203,6 +202,8 @@ def _request(args):
     for instruction in instructions:  # before the (slow) model load
         find_keyword(instruction)
     settings = None if args.server else _settings(args, model_settings(args.model or DEFAULT_MODEL))
+    from .photo import WorkingFrame, open_photo  # numpy and PIL: not for a mistyped option
+
     photo = open_photo(args.photo)
     if settings is not None:
         WorkingFrame.for_photo(photo.size, settings.resolution)  # an unusable shape is refused before the model loads

@@ -1,5 +1,6 @@
 """`foi` as a person uses it: results written, masks written, clear one-line errors."""
 
+import json
 import subprocess
 import sys
 
@@ -131,6 +132,27 @@ def test_console_script_runs_offline(tmp_path, photo_file):
                            "-o", str(out), *FAST], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.exists()
+
+
+def test_mistakes_are_answered_without_loading_torch(tmp_path, photo_file):
+    # Importing torch, diffusers and transformers is most of a run's start-up (docs/INSTALL.md):
+    # help and every mistake that can be found without the model are answered before it.
+    mistakes = [
+        ["--help"],
+        ["edit", "--help"],
+        ["edit", str(photo_file), "-o", str(tmp_path / "r.png")],
+        ["edit", str(photo_file), "-i", "make it winter", "-o", str(tmp_path / "r.gif")],
+        ["edit", str(photo_file), "-i", "make it winter", "--steps", "0", "-o", str(tmp_path / "r.png")],
+        ["edit", str(photo_file), "-i", "make the cat a tiger", "-k", "dog", "-o", str(tmp_path / "r.png")],
+        ["edit", str(tmp_path / "missing.png"), "-i", "make it winter", "-o", str(tmp_path / "r.png")],
+    ]
+    code = ("import json, sys\nfrom foi_engine.cli import main\ncodes = []\n"
+            f"for argv in {mistakes!r}:\n"
+            "    try:\n        codes.append(main(argv))\n    except SystemExit as exit:\n        codes.append(exit.code)\n"
+            "print(json.dumps({'codes': codes, 'torch': 'torch' in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"codes": [0, 0, 2, 2, 1, 1, 1], "torch": False}
 
 
 def test_the_command_exits_with_the_errors_code(tmp_path):
