@@ -318,9 +318,10 @@ def _progress(total_text: str):
 def _read_masks(paths):
     import numpy as np
 
+    from .mask_values import as_mask
     from .photo import mask_levels, open_photo
 
-    return [np.asarray(mask_levels(open_photo(path)), dtype=np.float32) / 255.0 for path in paths]
+    return [as_mask(np.asarray(mask_levels(open_photo(path)))) for path in paths]
 
 
 def run_edit(args) -> int:
@@ -415,14 +416,15 @@ def mask_paths(folder: Path, instructions) -> list[Path]:
 
 def write_masks(folder: Path, grounding) -> list[Path]:
     """Each instruction's mask and heat-map, at the working size, as PNGs."""
-    import numpy as np
     from PIL import Image
+
+    from .mask_values import as_levels
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = iter(mask_paths(folder, grounding.instructions))
     size = grounding.frame.size
     for mask, values in zip(grounding.masks, grounding.maps):
-        save_image(next(paths), Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST))
+        save_image(next(paths), Image.fromarray(as_levels(mask), "L").resize(size, Image.Resampling.NEAREST))
         save_image(next(paths), heat_map(values).resize(size, Image.Resampling.NEAREST))
     return mask_paths(folder, grounding.instructions)
 

@@ -20,6 +20,7 @@ from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
 from foi_engine.layered import (PALETTE, LayeredEdit, MaskLayer, composite_full_resolution, full_suffix,
                                 kind_for_path, metadata_for, write_layered)
+from foi_engine.mask_values import as_levels, as_mask
 from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
 from foi_engine.prompt import keyword_choices, keyword_pattern
 
@@ -596,8 +597,9 @@ class Document:
                                     pointwise=False)
 
     def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
-        """Replace a mask (uint8 0..255, or float/bool in [0, 1]) of the photo's size."""
-        array = _mask_array(mask)
+        """Replace a mask of the photo's size: uint8 0..255, or bool or numbers in [0, 1]
+        (foi_engine.mask_values reads it, as the engine and the exports do)."""
+        array = as_levels(mask)
         if array.shape != self.layer(layer_id).mask.shape:
             raise MaskError(f"The mask is {array.shape[1]}×{array.shape[0]}, the photo {self.size[0]}×{self.size[1]}.")
 
@@ -657,7 +659,7 @@ class Document:
             if layer.pristine and grounding is not None and grounding.frame == frame:
                 masks.append(grounding.small_mask(layer.effective_threshold).astype(np.float32))
             else:
-                masks.append(layer.mask.astype(np.float32) / np.float32(255))
+                masks.append(as_mask(layer.mask))
         return masks
 
     def edit_request(self, seed: int | None = None) -> EditRequest:
@@ -763,15 +765,6 @@ class Document:
         if entry is None:
             raise MaskError("There is no result to export yet: run Edit first.")
         return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry))
-
-
-def _mask_array(mask) -> np.ndarray:
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise MaskError(f"A mask must be a single-channel image, not an array of shape {array.shape}.")
-    if array.dtype == np.uint8:
-        return array
-    return (np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _read_mask_image(path) -> Image.Image:
