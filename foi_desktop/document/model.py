@@ -109,8 +109,8 @@ class PackedMask:
 @dataclass(frozen=True)
 class EditRequest:
     """Everything one Edit run needs, frozen when the user presses Edit (painting may go on
-    while the engine runs). Pass photo, instructions, settings, seed and masks to
-    `engine.edit`, then give the request back to `Document.add_result`."""
+    while the engine runs): `engine.edit(**request.engine_arguments())`, then give the request
+    back to `Document.add_result`."""
 
     photo: Image.Image
     instructions: list[Instruction]
@@ -121,6 +121,11 @@ class EditRequest:
     names: list[str]
     colors: list[tuple[int, int, int]]
     snapshot: list[PackedMask]
+
+    def engine_arguments(self) -> dict:
+        """What `Engine.edit` and `EngineClient.edit` take from the request, by name."""
+        return {"image": self.photo, "instructions": self.instructions, "settings": self.settings,
+                "seed": self.seed, "masks": self.masks}
 
 
 @dataclass(eq=False)
