@@ -363,8 +363,9 @@ class CanvasView(QGraphicsView):
         self._sync_layers()
 
     def _on_layer(self, event) -> None:
-        if event.layer_id in self._overlays:
-            self._overlays[event.layer_id].sync_layer()
+        overlay = self._overlays.get(event.layer_id)
+        if overlay is not None:
+            overlay.sync_layer()
             self._show_overlays()
             self._color_cursor()
 
@@ -776,21 +777,23 @@ class CanvasView(QGraphicsView):
         self.set_split(x / max(1, self.doc.size[0]))
 
     def keyPressEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = True
-            self._update_cursor(None)
-            event.accept()
-            return
-        super().keyPressEvent(event)
+        if not self._space_key(event, held=True):
+            super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = False
+        if not self._space_key(event, held=False):
+            super().keyReleaseEvent(event)
+
+    def _space_key(self, event, held: bool) -> bool:
+        """The space bar held pans (a drag moves the photo); True when the event was its own."""
+        if event.key() != Qt.Key.Key_Space or event.isAutoRepeat():
+            return False
+        self._space = held
+        if not held:
             self._panning = None
-            self._update_cursor(None)
-            event.accept()
-            return
-        super().keyReleaseEvent(event)
+        self._update_cursor(None)
+        event.accept()
+        return True
 
     def enterEvent(self, event) -> None:
         super().enterEvent(event)

@@ -1,28 +1,13 @@
 """Each view connects to the kinds of document change it needs (issue 16), hears them, and lets go
 of a document when the window shows another."""
 
-import types
-
-from PIL import Image
-
 from foi_desktop.document import EventKind
-from foi_engine import EditSettings
-from gui_helpers import shown
+from gui_helpers import add_made_up_result, shown
 
 
 def _listeners(doc) -> dict:
     """Which objects each of the document's emitters calls."""
     return {kind: {callback.__self__ for callback in doc.events[kind].callbacks} for kind in EventKind}
-
-
-def _add_result(doc):
-    """A made-up result: no model run needed."""
-    frame = doc.frame(128)
-    result = types.SimpleNamespace(
-        image=Image.new("RGB", frame.size, (250, 120, 10)), instructions=tuple(doc.instructions()),
-        settings=EditSettings(steps=4, resolution=128), seed=11, frame=frame, model_name="tiny-random",
-        random_weights=True)
-    return doc.add_result(result, doc.edit_request_snapshot())
 
 
 def test_each_view_hears_the_kinds_it_needs_and_lets_go_of_the_old_document(window, photo_path):
@@ -43,7 +28,7 @@ def test_each_view_hears_the_kinds_it_needs_and_lets_go_of_the_old_document(wind
     old.add_layer("unheard")
     old.invert_mask(old.layers[0].id)
     old.set_seed(9)
-    _add_result(old)
+    add_made_up_result(old)
     assert (window.windowTitle(), set(panel.rows), set(canvas._overlays), history.count(),
             results.list.count()) == seen
 
@@ -59,7 +44,7 @@ def test_each_view_hears_the_kinds_it_needs_and_lets_go_of_the_old_document(wind
     before = shown(canvas)
     new.invert_mask(layer.id)
     assert (shown(canvas) != before).any()  # mask: the overlay repainted
-    _add_result(new)
+    add_made_up_result(new)
     assert results.list.count() == 1 and window.export_action.isEnabled()  # results: the strip and Export
 
 
