@@ -108,6 +108,8 @@ class EmitterGroup:
         self._kinds = kinds
         self._emitters = {kind: EventEmitter(kind, event_type) for kind in kinds}
         for kind, emitter in self._emitters.items():
+            if hasattr(self, kind.value):  # a kind named "connect" would hide the method
+                raise ValueError(f"An event kind cannot be named {kind.value!r}.")
             setattr(self, kind.value, emitter)
 
     def __getitem__(self, kind) -> EventEmitter:

@@ -113,6 +113,12 @@ def test_an_emitter_group_builds_its_events_with_their_kind():
     group.done.emit(job_id=7)
     assert made == [(Kind.DONE, {"job_id": 7})]
 
+    class Clashing(StrEnum):
+        CONNECT = "connect"
+
+    with pytest.raises(ValueError, match="connect"):
+        EmitterGroup(Clashing)
+
 
 def test_follow_moves_a_views_connections_to_the_new_document(doc):
     from document_helpers import photo
