@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPolygon
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsPathItem,
                                QGraphicsScene, QGraphicsView, QLabel, QStyleOptionGraphicsItem, QWidget)
 
-from .document import maskops, selection
+from .document import EventKind, follow, maskops, selection
 from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
@@ -334,9 +334,7 @@ class CanvasView(QGraphicsView):
 
     # -- document ----------------------------------------------------------------------
     def set_document(self, doc) -> None:
-        if self.doc is not None:
-            self.doc.events.disconnect(self._on_event)
-        self.doc = doc
+        follow(self, doc, self._connections())
         self._active_layer_id = None
         self._cancel_selection()
         for item in list(self._overlays.values()):
@@ -354,26 +352,32 @@ class CanvasView(QGraphicsView):
         self.scene().addItem(self._photo_item)
         self.scene().setSceneRect(self._photo_item.boundingRect())
         self._sync_layers()
-        doc.events.connect(self._on_event)
         self._set_compare_geometry()
         self.fit()
 
-    def _on_event(self, event) -> None:
-        if event.kind == "layers":
-            self._sync_layers()
-        elif event.kind == "layer" and event.layer_id in self._overlays:
-            self._overlays[event.layer_id].sync_layer()
+    def _connections(self):
+        return [(EventKind.LAYERS, self._on_layers), (EventKind.LAYER, self._on_layer),
+                (EventKind.MASK, self._on_mask)]
+
+    def _on_layers(self, _event) -> None:
+        self._sync_layers()
+
+    def _on_layer(self, event) -> None:
+        overlay = self._overlays.get(event.layer_id)
+        if overlay is not None:
+            overlay.sync_layer()
             self._show_overlays()
             self._color_cursor()
-        elif event.kind == "mask" and event.layer_id in self._overlays:
-            overlay = self._overlays[event.layer_id]
-            # A few tiles (a brush dab) one by one; many (a threshold band) as one rectangle:
-            # one numpy pass costs less than hundreds of small ones.
-            rects = event.rects if event.rects and len(event.rects) <= MAX_SEPARATE_RECTS else (event.rect,)
-            for rect in rects:
-                overlay.refresh(rect)
-        elif event.kind == "photo":
-            self.set_document(self.doc)
+
+    def _on_mask(self, event) -> None:
+        overlay = self._overlays.get(event.layer_id)
+        if overlay is None:
+            return
+        # A few tiles (a brush dab) one by one; many (a threshold band) as one rectangle:
+        # one numpy pass costs less than hundreds of small ones.
+        rects = event.rects if event.rects and len(event.rects) <= MAX_SEPARATE_RECTS else (event.rect,)
+        for rect in rects:
+            overlay.refresh(rect)
 
     def _sync_layers(self) -> None:
         """One overlay per layer, stacked in list order (later instructions on top)."""
@@ -773,21 +777,23 @@ class CanvasView(QGraphicsView):
         self.set_split(x / max(1, self.doc.size[0]))
 
     def keyPressEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = True
-            self._update_cursor(None)
-            event.accept()
-            return
-        super().keyPressEvent(event)
+        if not self._space_key(event, held=True):
+            super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space = False
+        if not self._space_key(event, held=False):
+            super().keyReleaseEvent(event)
+
+    def _space_key(self, event, held: bool) -> bool:
+        """The space bar held pans (a drag moves the photo); True when the event was its own."""
+        if event.key() != Qt.Key.Key_Space or event.isAutoRepeat():
+            return False
+        self._space = held
+        if not held:
             self._panning = None
-            self._update_cursor(None)
-            event.accept()
-            return
-        super().keyReleaseEvent(event)
+        self._update_cursor(None)
+        event.accept()
+        return True
 
     def enterEvent(self, event) -> None:
         super().enterEvent(event)

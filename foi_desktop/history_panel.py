@@ -7,7 +7,7 @@ from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
-from .document import follow
+from .document import EventKind, follow
 
 START = "Opened"  # the row before any step: the photo or project as it was opened
 
@@ -20,12 +20,11 @@ class HistoryPanel(QListWidget):
         self.currentRowChanged.connect(self._go_to)
 
     def set_document(self, doc) -> None:
-        follow(self, doc)
+        follow(self, doc, [(EventKind.HISTORY, self._on_history)])
         self.refresh()
 
-    def _on_event(self, event) -> None:
-        if event.kind == "history":
-            self.refresh()
+    def _on_history(self, _event) -> None:
+        self.refresh()
 
     def refresh(self) -> None:
         """Rows are updated in place (not rebuilt): a click's own undo refreshes the list."""

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QColorDialog, QComboB
 from foi_engine import Instruction, InstructionError
 from foi_engine.settings import RANGES
 
+from .document import EventKind, follow
+
 WHOLE_IMAGE = "Whole image"
 MAX_TEXT_LINES = 5  # the instruction field grows with its text up to this many lines, then scrolls
 
@@ -78,15 +80,15 @@ class InstructionRow(QFrame):
         super().__init__(parent)
         self.setObjectName("instructionRow")
         self.doc, self.layer_id = doc, layer.id
+        self._showing = False  # refresh() is setting the widgets: their signals are not the user's
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
         self.color_button = QToolButton(toolTip="Overlay colour")
         self.color_button.clicked.connect(self._choose_color)
         self.visible_box = QCheckBox(toolTip="Show this instruction's mask")
-        self.visible_box.toggled.connect(lambda on: self.doc.update_layer(self.layer_id, visible=on))
+        self.visible_box.toggled.connect(lambda on: self._edit(visible=on))
         self.text_edit = InstructionText("Describe one change, e.g. “make the sky stormy”")
-        self.text_edit.textChanged.connect(
-            lambda: self.doc.update_layer(self.layer_id, text=self.text_edit.toPlainText()))
+        self.text_edit.textChanged.connect(lambda: self._edit(text=self.text_edit.toPlainText()))
         self.up_button = QToolButton(text="▲", toolTip="Move up", autoRaise=True)
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button = QToolButton(text="▼", toolTip="Move down", autoRaise=True)
@@ -99,7 +101,7 @@ class InstructionRow(QFrame):
         self.strength_box = QDoubleSpinBox(decimals=2, minimum=RANGES["instruction_strength"][0],
                                            maximum=RANGES["instruction_strength"][1], singleStep=0.1,
                                            toolTip="Strength α: how strongly this instruction acts in its region")
-        self.strength_box.valueChanged.connect(lambda v: self.doc.update_layer(self.layer_id, strength=v))
+        self.strength_box.valueChanged.connect(lambda v: self._edit(strength=v))
         self.threshold_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100,
                                         toolTip="Threshold τ: higher = a tighter region (updates the mask at once)")
         self.threshold_slider.sliderPressed.connect(lambda: self.doc.begin_group("Threshold"))
@@ -110,7 +112,7 @@ class InstructionRow(QFrame):
                                        toolTip="Let the engine pick τ from the seed (the paper's default)")
         self.auto_button.clicked.connect(self._auto_clicked)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, toolTip="Overlay opacity")
-        self.opacity_slider.valueChanged.connect(lambda v: self.doc.update_layer(self.layer_id, opacity=v / 100))
+        self.opacity_slider.valueChanged.connect(lambda v: self._edit(opacity=v / 100))
 
         top = QHBoxLayout()
         top.setSpacing(4)
@@ -144,12 +146,17 @@ class InstructionRow(QFrame):
         return self.doc.layer(self.layer_id)
 
     def refresh(self) -> None:
-        """Show the layer as it is now (without echoing changes back to the document)."""
-        layer = self.layer
-        widgets = (self.visible_box, self.text_edit, self.keyword_box, self.strength_box,
-                   self.threshold_slider, self.auto_button, self.opacity_slider)
-        for widget in widgets:
-            widget.blockSignals(True)
+        """Show the layer as it is now. The widgets' own signals still fire (the text field
+        fits its height to the new text); `_showing` keeps them from going back to the
+        document as the user's edits: showing an auto τ on the slider would otherwise fix it,
+        and showing an undone value would set it again as a new step (the redo lost)."""
+        self._showing = True
+        try:
+            self._show(self.layer)
+        finally:
+            self._showing = False
+
+    def _show(self, layer) -> None:
         self.color_button.setIcon(swatch_icon(layer.color))
         self.visible_box.setChecked(layer.visible)
         if self.text_edit.toPlainText() != layer.text:
@@ -174,8 +181,6 @@ class InstructionRow(QFrame):
         index = self.doc.index_of(self.layer_id)
         self.up_button.setEnabled(index > 0)
         self.down_button.setEnabled(index < len(self.doc.layers) - 1)
-        for widget in widgets:
-            widget.blockSignals(False)
 
     def set_selected(self, selected: bool) -> None:
         self.setProperty("selected", "true" if selected else "false")
@@ -191,11 +196,16 @@ class InstructionRow(QFrame):
             self.selected.emit(self.layer_id)
         return False
 
+    def _edit(self, **fields) -> None:
+        if not self._showing:
+            self.doc.update_layer(self.layer_id, **fields)
+
     def _keyword_chosen(self, index: int) -> None:
-        self.doc.update_layer(self.layer_id, keyword=self.keyword_box.itemData(index))
+        self._edit(keyword=self.keyword_box.itemData(index))
 
     def _threshold_moved(self, value: int) -> None:
-        self.doc.set_threshold(self.layer_id, value / 100)
+        if not self._showing:
+            self.doc.set_threshold(self.layer_id, value / 100)
 
     def _auto_clicked(self, checked: bool) -> None:
         tau = None if checked else self.threshold_slider.value() / 100
@@ -247,15 +257,12 @@ class InstructionPanel(QWidget):
         layout.addLayout(footer)
 
     def set_document(self, doc) -> None:
-        if self.doc is not None:
-            self.doc.events.disconnect(self._on_event)
-        self.doc = doc
+        follow(self, doc, [(EventKind.LAYERS, self._on_layers), (EventKind.LAYER, self._on_layer)])
         for row in self.rows.values():
             row.deleteLater()
         self.rows.clear()
         self.active_layer_id = None
         if doc is not None:
-            doc.events.connect(self._on_event)
             self._sync_rows()
         self.update_tokens()
 
@@ -276,10 +283,11 @@ class InstructionPanel(QWidget):
             row.set_selected(row_id == layer_id)
         self.activeLayerChanged.emit(layer_id)
 
-    def _on_event(self, event) -> None:
-        if event.kind == "layers":
-            self._sync_rows()
-        elif event.kind == "layer" and event.layer_id in self.rows:
+    def _on_layers(self, _event) -> None:
+        self._sync_rows()
+
+    def _on_layer(self, event) -> None:
+        if event.layer_id in self.rows:
             self.rows[event.layer_id].refresh()
             self.update_tokens()
 

@@ -1,9 +1,10 @@
 """The editor's jobs: each Find regions or Edit the user starts, queued, running or finished.
 
 Plain Python, no Qt (like foi_desktop.document): the window and a job list will observe a
-`JobQueue` through its `events` hub, and the engine worker (local or a server's) reports to it
-by job id. Every event carries its job's id and the job as it is after the change, so a late
-progress report can never be shown against another job.
+`JobQueue` through its `events`, one emitter per JobEventKind (`queue.events.progress.connect(…)`),
+and the engine worker (local or a server's) reports to it by job id. Every event carries its
+job's id and the job as it is after the change, so a late progress report can never be shown
+against another job.
 
 Jobs run one at a time and in the order enqueued (`take` gives the runner the oldest queued
 job); cancelling a queued job ends it at once, cancelling a running one sets its `cancel`
@@ -19,11 +20,12 @@ import dataclasses
 import itertools
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from foi_engine.protocol import JobKind, JobState
 
-from .document.events import EventHub
+from .document.events import EmitterGroup
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,15 @@ class Job:
     label: str = ""  # a line for a job list ("Edit: make it winter")
 
 
+class JobEventKind(StrEnum):
+    ADDED = "added"
+    STATE = "state"  # queued → running → done/failed/cancelled
+    PROGRESS = "progress"  # a step done, perhaps with a new preview
+
+
 @dataclass(frozen=True)
 class JobEvent:
-    """kind: "added", "state" (queued → running → done/failed/cancelled) or "progress"."""
-
-    kind: str
+    kind: JobEventKind
     job_id: int
     job: Job
 
@@ -58,7 +64,7 @@ class JobError(Exception):
 
 class JobQueue:
     def __init__(self):
-        self.events = EventHub()
+        self.events = EmitterGroup(JobEventKind, JobEvent)
         self._jobs: dict[int, Job] = {}
         self._cancels: dict[int, threading.Event] = {}
         self._ids = itertools.count(1)
@@ -70,7 +76,7 @@ class JobQueue:
         job = Job(next(self._ids), kind, request=request, label=label)
         self._jobs[job.id] = job
         self._cancels[job.id] = threading.Event()
-        self._emit("added", job)
+        self._emit(JobEventKind.ADDED, job)
         return job
 
     def cancel(self, job_id: int) -> Job:
@@ -80,7 +86,7 @@ class JobQueue:
             return job
         self._cancels[job_id].set()
         if job.state is JobState.QUEUED:
-            return self._change(job, "state", state=JobState.CANCELLED, request=None)
+            return self._change(job, JobEventKind.STATE, state=JobState.CANCELLED, request=None)
         return job
 
     def cancel_all(self) -> None:
@@ -123,7 +129,7 @@ class JobQueue:
         job = next((job for job in self._jobs.values() if job.state is JobState.QUEUED), None)
         if job is None:
             return None
-        return self._change(job, "state", state=JobState.RUNNING)
+        return self._change(job, JobEventKind.STATE, state=JobState.RUNNING)
 
     def progress(self, job_id: int, step: int, steps: int, preview: Any = None) -> Job:
         """step counts from 0, as the engine's on_step says it; a preview of None keeps the last."""
@@ -133,32 +139,32 @@ class JobQueue:
         changes = {"step": step + 1, "steps": steps, "progress": min(1.0, (step + 1) / steps) if steps else 0.0}
         if preview is not None:
             changes["preview"] = preview
-        return self._change(job, "progress", **changes)
+        return self._change(job, JobEventKind.PROGRESS, **changes)
 
     def finish(self, job_id: int, result: Any) -> Job:
         job = self.get(job_id)
         if job.state.finished:
             return job
-        return self._change(job, "state", state=JobState.DONE, result=result, progress=1.0, request=None)
+        return self._change(job, JobEventKind.STATE, state=JobState.DONE, result=result, progress=1.0, request=None)
 
     def fail(self, job_id: int, error: BaseException | str) -> Job:
         job = self.get(job_id)
         if job.state.finished:
             return job
-        return self._change(job, "state", state=JobState.FAILED, error=str(error), request=None)
+        return self._change(job, JobEventKind.STATE, state=JobState.FAILED, error=str(error), request=None)
 
     def cancelled(self, job_id: int) -> Job:
         job = self.get(job_id)
         if job.state.finished:
             return job
-        return self._change(job, "state", state=JobState.CANCELLED, request=None)
+        return self._change(job, JobEventKind.STATE, state=JobState.CANCELLED, request=None)
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _change(self, job: Job, kind: str, **changes) -> Job:
+    def _change(self, job: Job, kind: JobEventKind, **changes) -> Job:
         job = dataclasses.replace(job, **changes)
         self._jobs[job.id] = job
         self._emit(kind, job)
         return job
 
-    def _emit(self, kind: str, job: Job) -> None:
-        self.events.emit(JobEvent(kind, job.id, job))
+    def _emit(self, kind: JobEventKind, job: Job) -> None:
+        self.events[kind].emit(job_id=job.id, job=job)

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QWidget
 
-from .document import follow
+from .document import EventKind, follow
 from .imaging import pil_to_qimage
 
 THUMB = 96
@@ -84,7 +84,7 @@ class ResultsStrip(QWidget):
         self._enable()
 
     def set_document(self, doc) -> None:
-        follow(self, doc)
+        follow(self, doc, [(EventKind.RESULTS, self._on_results)])
         self._rebuild()
 
     def current(self):
@@ -97,9 +97,8 @@ class ResultsStrip(QWidget):
                 self.list.setCurrentRow(row)
                 return
 
-    def _on_event(self, event) -> None:
-        if event.kind == "results":
-            self._rebuild()
+    def _on_results(self, _event) -> None:
+        self._rebuild()
 
     def _rebuild(self) -> None:
         """Thumbnails are made once per entry and kept on the item."""

@@ -124,9 +124,7 @@ async def _stages(report: _Report, app, device: str | None) -> None:
         report.begin("Edit")
         start = time.perf_counter()
         request = doc.edit_request()
-        result = await asyncio.wait_for(
-            client.edit(request.photo, request.instructions, request.settings, request.seed, request.masks),
-            STAGE_TIMEOUT_S)
+        result = await asyncio.wait_for(client.edit(**request.engine_arguments()), STAGE_TIMEOUT_S)
         seconds = time.perf_counter() - start
         await asyncio.sleep(0)  # let queued progress signals arrive
         entry = doc.add_result(result, request)

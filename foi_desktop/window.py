@@ -26,7 +26,7 @@ from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
 from . import assets, toolbars
 from .canvas import CanvasView, Tool
 from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, report_error
-from .document import Document, RecoveryStore, open_project, read_recovery, save_project
+from .document import Document, EventKind, RecoveryStore, follow, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
@@ -309,15 +309,12 @@ class MainWindow(QMainWindow):
         """Show doc (the old document's recovery copy is dropped: it was saved or declined).
         fresh: a new photo, which takes the user's run settings (a project keeps its own)."""
         if self.doc is not None:
-            self.doc.events.disconnect(self._on_doc_event)
             self.recovery.discard(self.doc)
-        self.doc = doc
+        if doc is not None and fresh:
+            self._apply_preferences_to(doc)
+        follow(self, doc, self._doc_connections())
         self.shown_entry = None
         self.pair = None
-        if doc is not None:
-            if fresh:
-                self._apply_preferences_to(doc)
-            doc.events.connect(self._on_doc_event)
         self.canvas.set_document(doc)
         self.panel.set_document(doc)
         self.results.set_document(doc)
@@ -352,12 +349,18 @@ class MainWindow(QMainWindow):
         # paper's default for a model that does not ask for another.
         return dataclasses.replace(settings, **{"grounding_factor": EditSettings().grounding_factor, **asked})
 
-    def _on_doc_event(self, event) -> None:
+    def _doc_connections(self):
+        """Any change is autosaved and may put a '*' in the title; the actions depend on the
+        undo steps, the layers and the results."""
+        return [*((kind, self._on_doc_changed) for kind in EventKind),
+                *((kind, self._on_doc_actions) for kind in (EventKind.HISTORY, EventKind.LAYERS, EventKind.RESULTS))]
+
+    def _on_doc_changed(self, _event) -> None:
         self._autosave_due = True
-        if event.kind in ("history", "layers", "results"):
-            self._update_actions()
-        if event.kind in ("history", "layers", "layer", "mask", "results", "settings"):
-            self._update_title()
+        self._update_title()
+
+    def _on_doc_actions(self, _event) -> None:
+        self._update_actions()
 
     def _update_title(self) -> None:
         if self.doc is None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from . import threads
+from . import setting_options, threads
 from .process import end_process
 from .catalog import DEFAULT_MODEL, TINY_RANDOM, model_settings
 from .errors import Cancelled, FoiError, report
@@ -25,7 +25,6 @@ from .evaluation.cli import add_parser as add_eval_parsers
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 LAYERED_SUFFIXES = {".ora", ".psd"}
-SETTING_OPTIONS = ("steps", "strength", "image_guidance", "text_guidance", "resolution", "gamma", "grounding_factor")
 
 
 class UsageError(Exception):
@@ -67,16 +66,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--threshold", dest="instruction_threshold", action=_InstructionPart, type=float, metavar="T",
                         help="the instruction's mask threshold τ in [0,1] (default: drawn from 0.4–0.7)")
     parser.add_argument("--seed", type=int, default=0)
-    # Settings left out take the model's own (a bundled model's foi_settings.json), else the paper's.
-    parser.add_argument("--steps", type=int, help="denoising steps (default 100)")
-    parser.add_argument("--strength", type=float, help="how much of the photo is re-imagined, (0, 1] (default 0.8)")
-    parser.add_argument("--image-guidance", type=float, help="s_I: faithfulness to the photo (default 1.5)")
-    parser.add_argument("--text-guidance", type=float, help="s_T: faithfulness to the text (default 7.5)")
-    parser.add_argument("--resolution", type=int, help="working size of the long side (default 512)")
-    parser.add_argument("--gamma", type=int, help="γ: how sharply a region's edge is drawn, eq. 2 (default 3)")
-    parser.add_argument("--grounding-factor", type=int,
-                        help="read regions from the attention layers this many times smaller than the latent "
-                             "(default 4)")
+    setting_options.add_options(parser)
     parser.add_argument("--model", default=None,
                         help=f"hub id or local folder (default {DEFAULT_MODEL}); 'shapes' for the built-in demo model of "
                              f"coloured shapes; '{TINY_RANDOM}' for a test model; with --server, a name from the "
@@ -179,8 +169,7 @@ def run_serve(args) -> int:
 def _settings(args, defaults: dict):
     from .settings import EditSettings
 
-    given = {name: getattr(args, name) for name in SETTING_OPTIONS if getattr(args, name) is not None}
-    return EditSettings(**{**defaults, **given, "focus": args.focus})
+    return EditSettings(**{**defaults, **setting_options.given(args), "focus": args.focus})
 
 
 def _request(args):
@@ -319,9 +308,10 @@ def _progress(total_text: str):
 def _read_masks(paths):
     import numpy as np
 
+    from .mask_values import as_mask
     from .photo import mask_levels, open_photo
 
-    return [np.asarray(mask_levels(open_photo(path)), dtype=np.float32) / 255.0 for path in paths]
+    return [as_mask(np.asarray(mask_levels(open_photo(path)))) for path in paths]
 
 
 def run_edit(args) -> int:
@@ -416,14 +406,15 @@ def mask_paths(folder: Path, instructions) -> list[Path]:
 
 def write_masks(folder: Path, grounding) -> list[Path]:
     """Each instruction's mask and heat-map, at the working size, as PNGs."""
-    import numpy as np
     from PIL import Image
+
+    from .mask_values import as_levels
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = iter(mask_paths(folder, grounding.instructions))
     size = grounding.frame.size
     for mask, values in zip(grounding.masks, grounding.maps):
-        save_image(next(paths), Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(size, Image.Resampling.NEAREST))
+        save_image(next(paths), Image.fromarray(as_levels(mask), "L").resize(size, Image.Resampling.NEAREST))
         save_image(next(paths), heat_map(values).resize(size, Image.Resampling.NEAREST))
     return mask_paths(folder, grounding.instructions)
 

@@ -52,6 +52,7 @@ from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
 from .errors import FoiError
+from .mask_values import as_levels, as_mask
 from .photo import PhotoMetadata, WorkingFrame
 
 class ExportKind(StrEnum):
@@ -286,25 +287,13 @@ def mask_to_photo(mask, frame: WorkingFrame) -> Image.Image:
         raise ExportError(f"A mask must be a 2-D array, not of shape {array.shape}.")
     width, height = frame.photo_size
     if array.shape == (height, width):
-        return Image.fromarray(_to_uint8(array), "L")
+        return Image.fromarray(as_levels(array), "L")
     left, top, right, bottom = frame.pixel_box
-    floats = Image.fromarray(_to_unit_float(array), "F")
+    floats = Image.fromarray(as_mask(array), "F")
     inside = floats.resize((right - left, bottom - top), Image.Resampling.BILINEAR)
     photo = Image.new("L", (width, height), 0)
-    photo.paste(Image.fromarray(_to_uint8(np.asarray(inside)), "L"), (left, top))
+    photo.paste(Image.fromarray(as_levels(np.asarray(inside)), "L"), (left, top))
     return photo
-
-
-def _to_unit_float(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
-
-
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return np.ascontiguousarray(array)
-    return np.round(_to_unit_float(array) * 255.0).astype(np.uint8)
 
 
 def _trimmed(rgba: Image.Image, x: int, y: int) -> tuple[Image.Image, int, int]:

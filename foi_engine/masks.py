@@ -12,20 +12,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import MaskError
+from .mask_values import as_mask
 from .photo import WorkingFrame
-
-
-def as_mask(mask, index: int) -> np.ndarray:
-    """Any numeric or bool 2-D array → float32 in [0, 1]."""
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise MaskError(f"Mask {index + 1} must be a single-channel image, not an array of shape {array.shape}.")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise MaskError(f"Mask {index + 1} must hold numbers, not {array.dtype}.")
-    array = array.astype(np.float32)
-    if np.isnan(array).any():
-        raise MaskError(f"Mask {index + 1} has undefined (NaN) values: repaint or clear it.")
-    return np.clip(array, 0.0, 1.0)
 
 
 def to_working_frame(mask, index: int, frame: WorkingFrame) -> np.ndarray:

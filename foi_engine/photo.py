@@ -18,7 +18,7 @@ import pillow_heif
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import PhotoError
-from .inputs import check_regular_file
+from .inputs import check_regular_file, unreachable
 
 MIN_SIDE = 64
 
@@ -54,12 +54,6 @@ def _decode(source, name: str, formats=None) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source, formats=formats) as image:
                 image.load()
-    except FileNotFoundError:
-        raise PhotoError(f"{name}: no such file. Check the path and try again.") from None
-    except IsADirectoryError:
-        raise PhotoError(f"{name} is a folder, not a photo: choose an image file.") from None
-    except PermissionError:
-        raise PhotoError(f"{name} cannot be read: check its permissions.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError(
             f"{name} is too large to open safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
@@ -70,7 +64,8 @@ def _decode(source, name: str, formats=None) -> Image.Image:
             raise PhotoError(f"{name} is not a {' or '.join(formats)} image.") from None
         raise PhotoError(f"{name} is not an image file FoI Studio can read (try JPEG, PNG, HEIC, TIFF or WebP).") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise PhotoError(f"{name} is damaged or incomplete and cannot be read ({error}).") from None
+        reason = unreachable(error, name, "a photo") if isinstance(error, OSError) else None
+        raise PhotoError(reason or f"{name} is damaged or incomplete and cannot be read ({error}).") from None
     return image
 
 

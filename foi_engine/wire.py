@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ENGINE_ERRORS, FoiError, InstructionError, MaskError, SettingsError
+from .mask_values import as_mask
 from .photo import WorkingFrame, photo_from_bytes, prepare_photo
 from .settings import MAX_INSTRUCTIONS, MAX_SEED, EditSettings, Instruction, check_mask_count, check_request
 
@@ -169,8 +170,6 @@ def request_to_json(kind: str, image: Image.Image, instructions, settings: EditS
             "settings": settings_to_json(settings), "seed": int(seed), "masks": None}
     if masks is not None:
         check_mask_count(len(masks), instructions)
-        from .masks import as_mask
-
         body["masks"] = [array_to_json(as_mask(mask, i)) for i, mask in enumerate(masks)]
     return body
 

@@ -3,7 +3,7 @@
 docs/ARCHITECTURE.md ("The editor") describes its modules and the contract with the views."""
 
 from .errors import ProjectError
-from .events import Event, EventHub, follow
+from .events import Event, EventKind, follow
 from .model import Document, EditRequest, InstructionLayer, PackedMask, ResultEntry
 from .project import open_project, save_project
 from .recovery import RecoveryItem, RecoveryStore, read_recovery
@@ -12,7 +12,7 @@ __all__ = [
     "Document",
     "EditRequest",
     "Event",
-    "EventHub",
+    "EventKind",
     "follow",
     "InstructionLayer",
     "PackedMask",

@@ -20,11 +20,12 @@ from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
 from foi_engine.layered import (PALETTE, LayeredEdit, MaskLayer, composite_full_resolution, full_suffix,
                                 kind_for_path, metadata_for, write_layered)
+from foi_engine.mask_values import as_levels, as_mask
 from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
 from foi_engine.prompt import keyword_choices, keyword_pattern
 
 from . import maskops, selection
-from .events import Event, EventHub, Rect
+from .events import DocumentEvents, EventEmitter, Rect
 from .grounding import Grounding
 from .history import History, LayerAdded, LayerMoved, LayerRemoved, Step
 
@@ -108,8 +109,8 @@ class PackedMask:
 @dataclass(frozen=True)
 class EditRequest:
     """Everything one Edit run needs, frozen when the user presses Edit (painting may go on
-    while the engine runs). Pass photo, instructions, settings, seed and masks to
-    `engine.edit`, then give the request back to `Document.add_result`."""
+    while the engine runs): `engine.edit(**request.engine_arguments())`, then give the request
+    back to `Document.add_result`."""
 
     photo: Image.Image
     instructions: list[Instruction]
@@ -120,6 +121,11 @@ class EditRequest:
     names: list[str]
     colors: list[tuple[int, int, int]]
     snapshot: list[PackedMask]
+
+    def engine_arguments(self) -> dict:
+        """What `Engine.edit` and `EngineClient.edit` take from the request, by name."""
+        return {"image": self.photo, "instructions": self.instructions, "settings": self.settings,
+                "seed": self.seed, "masks": self.masks}
 
 
 @dataclass(eq=False)
@@ -164,7 +170,7 @@ class Document:
         self.photo_file = photo_file
         self.photo_metadata = photo_metadata
         self.uid = uuid.uuid4().hex  # names this document's recovery file
-        self.events = EventHub()
+        self.events = DocumentEvents()
         self.layers: list[InstructionLayer] = []
         self.results: list[ResultEntry] = []
         self.history = History()
@@ -208,13 +214,13 @@ class Document:
     @settings.setter
     def settings(self, settings: EditSettings) -> None:
         self._settings = settings
-        self._changed(Event("settings"))
+        self._changed(self.events.settings)
 
     def set_seed(self, seed: int, fixed: bool | None = None) -> None:
         self.seed = int(seed)
         if fixed is not None:
             self.fixed_seed = bool(fixed)
-        self._changed(Event("settings"))
+        self._changed(self.events.settings)
 
     def layer(self, layer_id: str) -> InstructionLayer:
         for layer in self.layers:
@@ -247,12 +253,12 @@ class Document:
         with its instructions already written)."""
         self.history.clear()
         self.modified = False
-        self.events.emit(Event("history"))
+        self.events.history.emit()
 
-    def _changed(self, event: Event) -> None:
+    def _changed(self, emitter: EventEmitter) -> None:
         """A change outside the undo history."""
         self._unsaved = True
-        self.events.emit(event)
+        emitter.emit()
 
     # ------------------------------------------------------------------------------------------
     # Undo steps
@@ -275,7 +281,7 @@ class Document:
         step, self._open = self._open, None
         if step.close():
             self.history.push(step)
-        self.events.emit(Event("history"))
+        self.events.history.emit()
 
     def begin_group(self, text: str) -> None:
         """Everything until end_group is one undo item (e.g. one drag of a slider)."""
@@ -307,32 +313,38 @@ class Document:
         return self.history.redo_steps[-1].text if self.can_redo else ""
 
     def undo(self) -> bool:
-        self._finish_open()
-        if not self.can_undo:
-            return False
-        step = self.history.undo_steps.pop()
-        self._replay(step, backwards=True)
-        self.history.redo_steps.append(step)
-        self.events.emit(Event("history"))
-        return True
+        return self._undo_or_redo(backwards=True)
 
     def redo(self) -> bool:
+        return self._undo_or_redo(backwards=False)
+
+    def _undo_or_redo(self, backwards: bool) -> bool:
+        """Replay the newest step of one stack and move it onto the other."""
         self._finish_open()
-        if not self.can_redo:
+        history = self.history
+        source, target = ((history.undo_steps, history.redo_steps) if backwards
+                          else (history.redo_steps, history.undo_steps))
+        if not source:
             return False
-        step = self.history.redo_steps.pop()
-        self._replay(step, backwards=False)
-        self.history.undo_steps.append(step)
-        self.events.emit(Event("history"))
+        step = source.pop()
+        self._replay(step, backwards)
+        target.append(step)
+        self.events.history.emit()
         return True
 
     def go_to(self, position: int) -> None:
-        """Undo or redo until the first `position` of history.entries are applied."""
+        """Undo or redo until the first `position` of history.entries are applied. The views
+        hear of the history once, at the end, not once per step (a jump of fifty steps in the
+        History panel would otherwise rebuild its list fifty times)."""
         self._finish_open()
-        for _ in range(self.history.position - position):
-            self.undo()
-        for _ in range(position - self.history.position):
-            self.redo()
+        start = self.history.position
+        with self.events.history.blocker():
+            for _ in range(start - position):
+                self.undo()
+            for _ in range(position - start):
+                self.redo()
+        if self.history.position != start:
+            self.events.history.emit()
 
     def _finish_open(self) -> None:
         """Undo during a stroke or drag ends it first."""
@@ -344,9 +356,9 @@ class Document:
     def _replay(self, step: Step, backwards: bool) -> None:
         step.replay(self.layers, backwards)
         if step.structure:
-            self.events.emit(Event("layers"))
+            self.events.layers.emit()
         for layer in {layer for layer, _ in step.fields}:
-            self.events.emit(Event("layer", layer.id))
+            self.events.layer.emit(layer_id=layer.id)
         for layer in step.tiles:
             layer.revision += 1
             self._emit_mask(layer, step.changed_rects(layer))
@@ -358,7 +370,7 @@ class Document:
         bounds = None
         for rect in rects or ():
             bounds = maskops.union_rect(bounds, rect)
-        self.events.emit(Event("mask", layer.id, bounds, tuple(rects or ())))
+        self.events.mask.emit(layer_id=layer.id, rect=bounds, rects=tuple(rects or ()))
 
     def _set(self, step: Step, layer: InstructionLayer, name: str, value) -> None:
         step.set_field(layer, name, getattr(layer, name), value)
@@ -384,7 +396,7 @@ class Document:
         with self._step("Add instruction") as step:
             self.layers.insert(index, layer)
             step.structure.append(LayerAdded(layer, index))
-        self.events.emit(Event("layers"))
+        self.events.layers.emit()
         return layer
 
     def remove_layer(self, layer_id: str) -> None:
@@ -393,7 +405,7 @@ class Document:
         with self._step("Remove instruction") as step:
             self.layers.remove(layer)
             step.structure.append(LayerRemoved(layer, index))
-        self.events.emit(Event("layers"))
+        self.events.layers.emit()
 
     def move_layer(self, layer_id: str, index: int) -> None:
         source = self.index_of(layer_id)
@@ -403,7 +415,7 @@ class Document:
         with self._step("Move instruction") as step:
             self.layers.insert(target, self.layers.pop(source))
             step.structure.append(LayerMoved(self.layers[target], source, target))
-        self.events.emit(Event("layers"))
+        self.events.layers.emit()
 
     def update_layer(self, layer_id: str, **fields) -> None:
         """text, keyword, strength, threshold are undoable (consecutive edits of one field of
@@ -433,7 +445,7 @@ class Document:
                     # The cached map belongs to the old words: τ no longer moves this mask.
                     self._set(step, layer, "grounding", None)
                     self._set(step, layer, "pristine", False)
-        self.events.emit(Event("layer", layer.id))
+        self.events.layer.emit(layer_id=layer.id)
 
     # ------------------------------------------------------------------------------------------
     # Grounding and threshold
@@ -466,7 +478,7 @@ class Document:
                 self._set(step, layer, "pristine", True)
                 filled.append(layer.id)
         for layer_id in filled:
-            self.events.emit(Event("layer", layer_id))
+            self.events.layer.emit(layer_id=layer_id)
             self._emit_mask(self.layer(layer_id), None)
         return filled
 
@@ -492,7 +504,7 @@ class Document:
                 changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)
                 if changed:
                     layer.revision += 1
-        self.events.emit(Event("layer", layer.id))
+        self.events.layer.emit(layer_id=layer.id)
         self._emit_mask(layer, changed)
         bounds = None
         for rect in changed:
@@ -590,8 +602,9 @@ class Document:
                                     pointwise=False)
 
     def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
-        """Replace a mask (uint8 0..255, or float/bool in [0, 1]) of the photo's size."""
-        array = _mask_array(mask)
+        """Replace a mask of the photo's size: uint8 0..255, or bool or numbers in [0, 1]
+        (foi_engine.mask_values reads it, as the engine and the exports do)."""
+        array = as_levels(mask)
         if array.shape != self.layer(layer_id).mask.shape:
             raise MaskError(f"The mask is {array.shape[1]}×{array.shape[0]}, the photo {self.size[0]}×{self.size[1]}.")
 
@@ -651,7 +664,7 @@ class Document:
             if layer.pristine and grounding is not None and grounding.frame == frame:
                 masks.append(grounding.small_mask(layer.effective_threshold).astype(np.float32))
             else:
-                masks.append(layer.mask.astype(np.float32) / np.float32(255))
+                masks.append(as_mask(layer.mask))
         return masks
 
     def edit_request(self, seed: int | None = None) -> EditRequest:
@@ -697,7 +710,7 @@ class Document:
             random_weights=bool(result.random_weights),
         )
         self.results.append(entry)
-        self._changed(Event("results"))
+        self._changed(self.events.results)
         return entry
 
     def edit_request_snapshot(self) -> EditRequest:
@@ -708,17 +721,17 @@ class Document:
         """Mark this result as the chosen one (the others stay in the history)."""
         for other in self.results:
             other.accepted = other is entry
-        self._changed(Event("results"))
+        self._changed(self.events.results)
 
     def set_starred(self, entry: ResultEntry, starred: bool) -> None:
         """Star a result as one of the picks (among variations, say); several may be."""
         entry.starred = bool(starred)
-        self._changed(Event("results"))
+        self._changed(self.events.results)
 
     def discard_result(self, entry: ResultEntry) -> None:
         self.results.remove(entry)
         self._rendered.pop(entry.id, None)
-        self._changed(Event("results"))
+        self._changed(self.events.results)
 
     @property
     def accepted_result(self) -> ResultEntry | None:
@@ -757,15 +770,6 @@ class Document:
         if entry is None:
             raise MaskError("There is no result to export yet: run Edit first.")
         return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry))
-
-
-def _mask_array(mask) -> np.ndarray:
-    array = np.asarray(mask)
-    if array.ndim != 2:
-        raise MaskError(f"A mask must be a single-channel image, not an array of shape {array.shape}.")
-    if array.dtype == np.uint8:
-        return array
-    return (np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _read_mask_image(path) -> Image.Image:

@@ -30,7 +30,7 @@ from PIL import Image
 
 from foi_engine import EditSettings, FoiError, Instruction
 from foi_engine.atomic import atomic_write
-from foi_engine.inputs import check_regular_file
+from foi_engine.inputs import check_regular_file, unreachable
 from foi_engine.photo import PhotoMetadata, WorkingFrame, prepare_photo
 
 from .errors import ProjectError
@@ -184,14 +184,9 @@ class _Reader:
         check_regular_file(path, "a FoI Studio project", MAX_PROJECT_FILE_BYTES, ProjectError)
         try:
             self.archive = zipfile.ZipFile(path)
-        except FileNotFoundError:
-            raise ProjectError(f"{self.name}: no such file.") from None
-        except IsADirectoryError:
-            raise ProjectError(f"{self.name} is a folder, not a FoI Studio project.") from None
-        except PermissionError:
-            raise ProjectError(f"{self.name} cannot be read: check its permissions.") from None
-        except (zipfile.BadZipFile, OSError, ValueError):
-            raise ProjectError(f"{self.name} is not a FoI Studio project, or it is damaged.") from None
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            reason = unreachable(error, self.name, "a FoI Studio project") if isinstance(error, OSError) else None
+            raise ProjectError(reason or f"{self.name} is not a FoI Studio project, or it is damaged.") from None
         self._check_members()
 
     def fail(self, what: str):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import threads
+from .. import setting_options, threads
 from ..catalog import (CLIP_MODEL, DEFAULT_MODEL, DINO_MODEL, METRIC_NAMES, PICKSCORE_MODEL, PICKSCORE_PROCESSOR,
                        TINY_RANDOM, model_settings)
 
 IMPORTERS = ("pie-bench", "magicbrush", "emu-edit", "shapes")
+# The settings `foi eval` takes on its command line; the others are the model's own, else the paper's.
+EVAL_SETTINGS = ("steps", "strength", "image_guidance", "text_guidance", "resolution")
 
 
 def add_parser(subparsers) -> None:
@@ -31,12 +33,7 @@ def add_parser(subparsers) -> None:
                     help="foi, ip2p (the same sampler, focus off), or NAME=foi:MODEL / NAME=ip2p:MODEL for "
                          "another checkpoint; repeat (default: foi and ip2p)")
     ev.add_argument("--seed", type=int, default=0, help="seed of items that name none (default 0)")
-    # Left out, a setting takes the model's own (a bundled model's foi_settings.json), else the paper's.
-    ev.add_argument("--steps", type=int, help="denoising steps (default 100)")
-    ev.add_argument("--strength", type=float, help="default 0.8")
-    ev.add_argument("--image-guidance", type=float, help="default 1.5")
-    ev.add_argument("--text-guidance", type=float, help="default 7.5")
-    ev.add_argument("--resolution", type=int, help="default 512")
+    setting_options.add_options(ev, EVAL_SETTINGS)
     ev.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: the fastest)")
     threads.add_option(ev)
     ev.add_argument("--shard", default="0/1", metavar="I/N",
@@ -98,9 +95,7 @@ def run(args) -> int:
     unknown = sorted(set(which) - {"clip", "dino", "pickscore"})
     if unknown:
         raise ManifestError(f"Unknown metric {', '.join(unknown)}: choose from clip, dino, pickscore, or none.")
-    given = {name: getattr(args, name) for name in ("steps", "strength", "image_guidance", "text_guidance",
-                                                     "resolution") if getattr(args, name) is not None}
-    settings = EditSettings(**{**model_settings(args.model), **given})
+    settings = EditSettings(**{**model_settings(args.model), **setting_options.given(args, EVAL_SETTINGS)})
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     every = runner.check_run_file(out, settings, args.seed, methods)

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import Cancelled, FoiError, OutOfMemoryError
+from ..mask_values import as_levels
 from ..photo import open_photo, prepare_photo
 from ..settings import EditSettings
 from . import files, quality
@@ -167,8 +168,7 @@ def _truth_at_frame(item: Item, base: Path, photo: Image.Image, frame) -> np.nda
 
 
 def _mask_image(mask: np.ndarray, size) -> Image.Image:
-    return Image.fromarray((np.asarray(mask, dtype=np.float32) * 255).round().astype(np.uint8), "L").resize(
-        size, Image.Resampling.NEAREST)
+    return Image.fromarray(as_levels(mask), "L").resize(size, Image.Resampling.NEAREST)
 
 
 def _finite(value):

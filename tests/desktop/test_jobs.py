@@ -2,7 +2,7 @@
 
 import pytest
 
-from foi_desktop.jobs import Job, JobError, JobEvent, JobKind, JobQueue, JobState
+from foi_desktop.jobs import Job, JobError, JobEvent, JobEventKind, JobKind, JobQueue, JobState
 
 
 @pytest.fixture
@@ -95,3 +95,15 @@ def test_cancel_all_and_active(queue):
     assert [j.state for j in queue.jobs()] == [JobState.RUNNING, JobState.CANCELLED, JobState.CANCELLED]
     assert queue.running().id == jobs[0].id
 
+
+
+def test_a_view_hears_only_the_kinds_of_job_event_it_connects_to(queue):
+    progress = []
+    queue.events.progress.connect(progress.append)
+    job = queue.enqueue(JobKind.EDIT)
+    queue.take()
+    queue.progress(job.id, 0, 2)
+    with queue.events.progress.blocker():  # a job list that rebuilds itself anyway
+        queue.progress(job.id, 1, 2)
+    queue.finish(job.id, "result")
+    assert [(e.kind, e.job.step) for e in progress] == [(JobEventKind.PROGRESS, 1)]

@@ -30,7 +30,7 @@ def test_find_regions_paint_edit_export(engine, tmp_path):
 
     # Untouched masks: Find regions → Edit is the paper's single pass.
     request = doc.edit_request()
-    refined = engine.edit(request.photo, request.instructions, request.settings, request.seed, masks=request.masks)
+    refined = engine.edit(**request.engine_arguments())
     single = engine.edit(doc.photo, doc.instructions(), doc.settings, doc.seed)
     assert np.array_equal(np.asarray(refined.image), np.asarray(single.image))
 
@@ -40,7 +40,7 @@ def test_find_regions_paint_edit_export(engine, tmp_path):
     doc.end_stroke()
     request = doc.edit_request()
     assert request.masks[1].shape == (120, 160)
-    result = engine.edit(request.photo, request.instructions, request.settings, request.seed, masks=request.masks)
+    result = engine.edit(**request.engine_arguments())
     entry = doc.add_result(result, request)
     doc.accept_result(entry)
     written = doc.export(tmp_path / "out.ora")

@@ -61,6 +61,19 @@ def test_an_edit_request_takes_the_seed_it_is_given_without_fixing_it(doc):
     assert doc.edit_request_snapshot().seed == 41  # a snapshot never draws
 
 
+def test_an_edit_request_unpacks_into_the_engines_edit_by_name(doc):
+    import inspect
+
+    from foi_engine.protocol import Engine
+
+    request = doc.edit_request()
+    arguments = request.engine_arguments()
+    assert set(arguments) == {"image", "instructions", "settings", "seed", "masks"}
+    assert set(arguments) <= set(inspect.signature(Engine.edit).parameters)
+    assert arguments["image"] is doc.photo and arguments["seed"] == request.seed
+    assert arguments["masks"] is request.masks and arguments["instructions"] == doc.instructions()
+
+
 def test_forgetting_history_leaves_an_unmodified_document_with_nothing_to_undo(doc):
     doc.update_layer(doc.layers[0].id, text="make the clouds pink")
     assert doc.modified and doc.history.undo_steps

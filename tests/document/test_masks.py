@@ -98,6 +98,22 @@ def test_import_and_export_mask(doc, tmp_path):
         doc.import_mask(layer.id, tmp_path / "bad.png")
 
 
+def test_a_set_mask_reads_its_values_as_the_engine_and_the_exports_do(doc):
+    from foi_engine.layered import mask_to_photo
+
+    layer = doc.layers[0]
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-0.5, 1.5, (200, 300))  # float64, some outside [0, 1]
+    doc.set_mask(layer.id, values)
+    assert np.array_equal(layer.mask, np.asarray(mask_to_photo(values, doc.frame(64))))
+    np.testing.assert_array_equal(doc.engine_masks()[0], layer.mask / np.float32(255))
+    values[3, 4] = np.nan
+    with pytest.raises(MaskError, match="NaN"):  # refused, not painted as 0
+        doc.set_mask(layer.id, values)
+    with pytest.raises(MaskError, match="NaN"):
+        mask_to_photo(values, doc.frame(64))
+
+
 def test_transparent_png_imports_its_alpha(doc, tmp_path):
     rgba = np.zeros((200, 300, 4), np.uint8)
     rgba[50:60, 50:60, 3] = 200

@@ -322,3 +322,17 @@ def test_saving_again_encodes_only_what_changed_and_forgets_what_is_gone(doc, tm
     gc.collect()
     save_project(doc, tmp_path / "d.foi")
     assert len(doc.png_cache) == before - parts
+
+
+def test_a_project_changed_after_its_check_is_refused_in_the_checks_words(tmp_path, monkeypatch):
+    from foi_desktop.document import project
+    from foi_engine.inputs import check_regular_file
+
+    folder = tmp_path / "folder.foi"
+    folder.mkdir()
+    with pytest.raises(ProjectError) as checked:
+        check_regular_file(folder, "a FoI Studio project", 1 << 30, ProjectError)
+    monkeypatch.setattr(project, "check_regular_file", lambda *args: 0)  # a file when checked, a folder now
+    with pytest.raises(ProjectError) as read:
+        open_project(folder)
+    assert str(read.value) == str(checked.value)

@@ -246,3 +246,19 @@ def test_a_masks_folder_that_is_a_file_is_refused_before_the_run(capsys, tmp_pat
             *FAST)
     assert "is a file, not a folder" in capsys.readouterr().err
     assert not_a_folder.read_bytes() == b"mine" and not (tmp_path / "r.png").exists()
+
+
+def test_edit_and_eval_read_the_run_settings_with_one_definition():
+    from foi_engine.cli import build_parser
+    from foi_engine.evaluation.cli import EVAL_SETTINGS
+    from foi_engine.setting_options import given
+
+    settings = ["--steps", "3", "--strength", "0.5", "--image-guidance", "2", "--text-guidance", "6",
+                "--resolution", "256"]
+    edit = build_parser().parse_args(["edit", "photo.jpg", "-o", "out.png", *settings, "--gamma", "2"])
+    evaluation = build_parser().parse_args(["eval", "m.jsonl", "--out", "results", *settings])
+    assert given(edit) == {"steps": 3, "strength": 0.5, "image_guidance": 2.0, "text_guidance": 6.0,
+                           "resolution": 256, "gamma": 2}
+    assert given(evaluation, EVAL_SETTINGS) == {name: given(edit)[name] for name in EVAL_SETTINGS}
+    left_out = build_parser().parse_args(["edit", "photo.jpg", "-o", "out.png"])
+    assert given(left_out) == {}  # the model's own settings, else the paper's

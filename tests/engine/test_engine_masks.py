@@ -4,7 +4,8 @@ import torch
 from PIL import Image, ImageOps
 
 from foi_engine import EditSettings, Instruction, MaskError
-from foi_engine.masks import as_mask, resize, to_working_frame, union
+from foi_engine.mask_values import as_levels, as_mask
+from foi_engine.masks import resize, to_working_frame, union
 from foi_engine.photo import WorkingFrame
 
 
@@ -15,6 +16,24 @@ def test_masks_of_any_type_become_float_in_unit_range():
         as_mask(np.array([[np.nan]]), 0)
     with pytest.raises(MaskError, match="single-channel"):
         as_mask(np.zeros((4, 4, 3)), 0)
+
+
+def test_a_mask_is_read_one_way_everywhere():
+    """uint8 is levels, bool 0 or 1, other numbers their own value clipped; NaN is refused by
+    every reader (engine, wire, exports, the editor's set_mask all call these two)."""
+    levels = np.array([[0, 1, 128, 255]], np.uint8)
+    np.testing.assert_array_equal(as_mask(levels), levels.astype(np.float32) / np.float32(255))
+    assert as_levels(levels).tolist() == levels.tolist()
+    assert as_levels(np.array([[True, False]])).tolist() == [[255, 0]]
+    values = np.array([[-1.0, 0.25, 0.5, 2.0, np.inf, -np.inf]])
+    assert as_levels(values).tolist() == [[0, 64, 128, 255, 255, 0]]
+    np.testing.assert_array_equal(as_levels(as_mask(levels)), levels)  # levels survive the round trip
+    with pytest.raises(MaskError, match="^Mask 2 has undefined"):
+        as_mask(np.array([[0.5, np.nan]]), 1)
+    with pytest.raises(MaskError, match="^The mask has undefined"):
+        as_levels(np.array([[np.nan]], np.float32))
+    with pytest.raises(MaskError, match="numbers"):
+        as_mask(np.array([["a"]]))
 
 
 def test_resize_down_is_area_average_and_up_is_nearest():

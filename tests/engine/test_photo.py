@@ -199,3 +199,20 @@ def test_too_many_instructions(tiny_engine, photo):
 
     with pytest.raises(InstructionError, match="at most 6"):
         tiny_engine.locate(photo, [Instruction("make it winter")] * 7, EditSettings(steps=2, resolution=64))
+
+
+def test_a_file_changed_after_its_check_is_refused_in_the_checks_words(tmp_path, monkeypatch):
+    """Gone, or a folder now, between check_regular_file and the reading: one sentence either way."""
+    from foi_engine import photo as photo_module
+    from foi_engine.inputs import check_regular_file
+
+    gone, folder = tmp_path / "gone.jpg", tmp_path / "folder.jpg"
+    folder.mkdir()
+    for path in (gone, folder):
+        with pytest.raises(PhotoError) as checked:
+            check_regular_file(path, "a photo", 1 << 30, PhotoError)
+        monkeypatch.setattr(photo_module, "check_regular_file", lambda *args: 0)  # the check passed, then…
+        with pytest.raises(PhotoError) as read:
+            open_photo(path)
+        monkeypatch.undo()
+        assert str(read.value) == str(checked.value)

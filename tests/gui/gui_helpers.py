@@ -1,10 +1,14 @@
 """Shared helpers for the editor's tests."""
 
+import types
+
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
 
 from foi_desktop.imaging import qimage_to_pil
+from foi_engine import EditSettings
 
 
 def shown(canvas) -> np.ndarray:
@@ -16,3 +20,13 @@ def shown(canvas) -> np.ndarray:
     canvas.scene().render(painter, QRectF(0, 0, width, height), QRectF(0, 0, width, height))
     painter.end()
     return np.asarray(qimage_to_pil(image))
+
+
+def add_made_up_result(doc):
+    """A result in doc's strip as an Edit would leave it, with no model run: an orange picture."""
+    frame = doc.frame(128)
+    result = types.SimpleNamespace(
+        image=Image.new("RGB", frame.size, (250, 120, 10)), instructions=tuple(doc.instructions()),
+        settings=EditSettings(steps=4, resolution=128), seed=11, frame=frame, model_name="tiny-random",
+        random_weights=True)
+    return doc.add_result(result, doc.edit_request_snapshot())

@@ -189,3 +189,21 @@ def test_outlines_follow_a_stroke_as_it_is_painted(two_instructions, qtbot):
     window.canvas.paint_stroke([(60.0, 250.0), (200.0, 250.0)])  # into the first mask
     drawn = tinted(window.canvas, photo)
     assert drawn[215:226, 130].sum() == 1 and not drawn[250, 130]  # its edge, not its inside
+
+
+def test_holding_space_pans_instead_of_painting(window, qtbot, photo_path):
+    assert window.open_path(photo_path)
+    qtbot.mouseClick(window.panel.add_button, LEFT)
+    window.tool_actions["brush"].trigger()
+    canvas, layer = window.canvas, window.doc.layers[0]
+    viewport, spot = canvas.viewport(), canvas.mapFromScene(QPointF(100, 100))
+    canvas.setFocus()
+    qtbot.keyPress(canvas, Qt.Key.Key_Space)
+    assert viewport.cursor().shape() == Qt.CursorShape.OpenHandCursor
+    qtbot.mousePress(viewport, LEFT, pos=spot)
+    assert viewport.cursor().shape() == Qt.CursorShape.ClosedHandCursor  # a drag now moves the photo
+    qtbot.mouseRelease(viewport, LEFT, pos=spot)
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    assert not layer.mask.any() and viewport.cursor().shape() != Qt.CursorShape.OpenHandCursor
+    qtbot.mouseClick(viewport, LEFT, pos=spot)
+    assert layer.mask[100, 100] > 0  # the brush again

@@ -78,7 +78,7 @@ def test_cancel_stops_the_remaining_variations(window, qtbot, run, photo_path):
     window.doc.add_layer("make it snowy")
     window.doc.settings = EditSettings(steps=4, resolution=64)
     # Cancel as the first variation lands, before the next one starts.
-    window.doc.events.connect(lambda event: event.kind == "results" and window.cancel_action.trigger())
+    window.doc.events.results.connect(lambda _event: window.cancel_action.trigger())
     window.variations_box.setValue(4)
     window.variations_action.trigger()
     assert run(window.task) is None

@@ -1,24 +1,16 @@
 """The Export dialog says the size each kind writes, and the full-resolution photo takes the
 photo's own format; the Open dialog offers HEIC."""
 
-import types
-
 from PIL import Image
 
-from foi_engine import EditSettings
+from gui_helpers import add_made_up_result
 
 
 def _with_result(window, path):
     """The photo at path open, with one (made-up) result: no model run needed."""
     assert window.open_path(str(path))
-    doc = window.doc
-    doc.add_layer("make the sky a sunset")
-    frame = doc.frame(128)
-    result = types.SimpleNamespace(
-        image=Image.new("RGB", frame.size, (250, 120, 10)), instructions=tuple(doc.instructions()),
-        settings=EditSettings(steps=4, resolution=128), seed=11, frame=frame, model_name="tiny-random",
-        random_weights=True)
-    return doc.add_result(result, doc.edit_request_snapshot())
+    window.doc.add_layer("make the sky a sunset")
+    return add_made_up_result(window.doc)
 
 
 def _export_dialog(window, monkeypatch):
