@@ -308,10 +308,10 @@ def _progress(total_text: str):
 def _read_masks(paths):
     import numpy as np
 
-    from .mask_values import as_mask
+    from .mask_values import levels_as_mask
     from .photo import mask_levels, open_photo
 
-    return [as_mask(np.asarray(mask_levels(open_photo(path)))) for path in paths]
+    return [levels_as_mask(np.asarray(mask_levels(open_photo(path)))) for path in paths]
 
 
 def run_edit(args) -> int:

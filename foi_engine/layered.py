@@ -52,7 +52,7 @@ from PIL import Image, PngImagePlugin
 
 from .atomic import atomic_write
 from .errors import FoiError
-from .mask_values import as_levels, as_mask
+from .mask_values import as_levels, levels_as_mask
 from .photo import PhotoMetadata, WorkingFrame
 
 class ExportKind(StrEnum):
@@ -289,7 +289,7 @@ def mask_to_photo(mask, frame: WorkingFrame) -> Image.Image:
     if array.shape == (height, width):
         return Image.fromarray(as_levels(array), "L")
     left, top, right, bottom = frame.pixel_box
-    floats = Image.fromarray(as_mask(array), "F")
+    floats = Image.fromarray(levels_as_mask(array), "F")
     inside = floats.resize((right - left, bottom - top), Image.Resampling.BILINEAR)
     photo = Image.new("L", (width, height), 0)
     photo.paste(Image.fromarray(as_levels(np.asarray(inside)), "L"), (left, top))

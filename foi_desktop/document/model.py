@@ -20,7 +20,7 @@ from foi_engine import EditSettings, Instruction, MaskError, PhotoError
 from foi_engine.atomic import atomic_write
 from foi_engine.layered import (PALETTE, LayeredEdit, MaskLayer, composite_full_resolution, full_suffix,
                                 kind_for_path, metadata_for, write_layered)
-from foi_engine.mask_values import as_levels, as_mask
+from foi_engine.mask_values import as_levels, levels_as_mask
 from foi_engine.photo import PhotoMetadata, WorkingFrame, mask_levels, open_photo, prepare_photo
 from foi_engine.prompt import keyword_choices, keyword_pattern
 
@@ -664,7 +664,7 @@ class Document:
             if layer.pristine and grounding is not None and grounding.frame == frame:
                 masks.append(grounding.small_mask(layer.effective_threshold).astype(np.float32))
             else:
-                masks.append(as_mask(layer.mask))
+                masks.append(levels_as_mask(layer.mask))
         return masks
 
     def edit_request(self, seed: int | None = None) -> EditRequest:

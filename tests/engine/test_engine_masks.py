@@ -4,7 +4,7 @@ import torch
 from PIL import Image, ImageOps
 
 from foi_engine import EditSettings, Instruction, MaskError
-from foi_engine.mask_values import as_levels, as_mask
+from foi_engine.mask_values import as_levels, as_mask, levels_as_mask
 from foi_engine.masks import resize, to_working_frame, union
 from foi_engine.photo import WorkingFrame
 
@@ -19,15 +19,17 @@ def test_masks_of_any_type_become_float_in_unit_range():
 
 
 def test_a_mask_is_read_one_way_everywhere():
-    """uint8 is levels, bool 0 or 1, other numbers their own value clipped; NaN is refused by
-    every reader (engine, wire, exports, the editor's set_mask all call these two)."""
+    """The engine reads every number as its value clipped (a uint8 mask of 0 and 1 works, as the
+    design says); mask files and layers are uint8 levels; bool is 0 or 1; NaN is refused by
+    every reader (engine, wire, exports, the editor's set_mask all call these)."""
     levels = np.array([[0, 1, 128, 255]], np.uint8)
-    np.testing.assert_array_equal(as_mask(levels), levels.astype(np.float32) / np.float32(255))
+    assert as_mask(levels).tolist() == [[0.0, 1.0, 1.0, 1.0]]
+    np.testing.assert_array_equal(levels_as_mask(levels), levels.astype(np.float32) / np.float32(255))
     assert as_levels(levels).tolist() == levels.tolist()
     assert as_levels(np.array([[True, False]])).tolist() == [[255, 0]]
     values = np.array([[-1.0, 0.25, 0.5, 2.0, np.inf, -np.inf]])
     assert as_levels(values).tolist() == [[0, 64, 128, 255, 255, 0]]
-    np.testing.assert_array_equal(as_levels(as_mask(levels)), levels)  # levels survive the round trip
+    np.testing.assert_array_equal(as_levels(levels_as_mask(levels)), levels)  # levels survive the round trip
     with pytest.raises(MaskError, match="^Mask 2 has undefined"):
         as_mask(np.array([[0.5, np.nan]]), 1)
     with pytest.raises(MaskError, match="^The mask has undefined"):
