@@ -1,8 +1,8 @@
 """The editor's jobs: each Find regions or Edit the user starts, queued, running or finished.
 
-Plain Python, no Qt (like foi_desktop.document): the window and a job list will observe a
-`JobQueue` through its `events` hub, and the engine worker (local or a server's) reports to it
-by job id. Every event carries its job's id and the job as it is after the change, so a late
+Plain Python, no Qt (like foi_desktop.document): the window and the results strip observe a
+`JobQueue` through its `events` hub, and the job runner (foi_desktop.runner) reports to it what
+the engine (local or a server's) says, by job id. Every event carries its job's id and the job as it is after the change, so a late
 progress report can never be shown against another job.
 
 Jobs run one at a time and in the order enqueued (`take` gives the runner the oldest queued
@@ -45,7 +45,7 @@ class Job:
 
 @dataclass(frozen=True)
 class JobEvent:
-    """kind: "added", "state" (queued → running → done/failed/cancelled) or "progress"."""
+    """kind: "added", "state" (queued → running → done/failed/cancelled), "progress" or "removed"."""
 
     kind: str
     job_id: int
@@ -87,11 +87,19 @@ class JobQueue:
         for job in self.active():
             self.cancel(job.id)
 
+    def forget(self, job_id: int) -> None:
+        """Drop a finished job: a failed one the user has read, one whose result the document keeps."""
+        job = self.get(job_id)
+        if not job.state.finished:
+            raise JobError(f"Job {job_id} has not finished: cancel it first.")
+        del self._jobs[job_id]
+        del self._cancels[job_id]
+        self._emit("removed", job)
+
     def forget_finished(self) -> None:
         """Drop finished jobs (their results stay wherever the document keeps them)."""
         for job_id in [j.id for j in self._jobs.values() if j.state.finished]:
-            del self._jobs[job_id]
-            del self._cancels[job_id]
+            self.forget(job_id)
 
     # -- what views read ---------------------------------------------------------------------
     def get(self, job_id: int) -> Job:

@@ -103,7 +103,7 @@ def tiny_flow(app, loop, settle, shot) -> None:
     window.doc.settings = EditSettings(steps=60, resolution=256)
     task = window.start_edit()
     seen = []
-    window.client.progress.connect(lambda step, steps, preview: seen.append(step))
+    window.client.progress.connect(lambda _job, step, steps, preview: seen.append(step))
     while len(seen) < 12 and not task.done():
         settle(0.1)
     shot("04-editing-progress.png")

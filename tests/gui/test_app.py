@@ -145,7 +145,7 @@ def test_the_model_dialog_is_one_paragraph_that_offers_shapes_and_random_weights
 def test_mistakes_become_messages_not_tracebacks(window, run, errors, photo_path):
     window.open_path(photo_path)
     window.doc.add_layer("")  # an empty instruction
-    assert run(window.start_edit()) is None
+    assert window.start_edit() is None and window.jobs.jobs() == []  # said at once, nothing queued
     assert len(errors) == 1 and "empty" in errors[0][1] and "Traceback" not in errors[0][1]
     assert window.doc.results == []
     assert not window.open_path(os.path.join(os.path.dirname(photo_path), "missing.jpg"))
@@ -284,7 +284,7 @@ def test_closing_mid_run_cancels_and_exits_cleanly(make_window, qtbot, loop):
     window.open_sample()
     window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
     steps = []
-    window.client.progress.connect(lambda step, total, preview: steps.append(step))
+    window.client.progress.connect(lambda _job, step, total, preview: steps.append(step))
     finished = []  # counted in the engine's thread, as each step ends
     window.client._worker.progress.connect(lambda _id, step, _total, _preview: finished.append(step),
                                            Qt.ConnectionType.DirectConnection)
