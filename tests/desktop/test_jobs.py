@@ -95,3 +95,13 @@ def test_cancel_all_and_active(queue):
     assert [j.state for j in queue.jobs()] == [JobState.RUNNING, JobState.CANCELLED, JobState.CANCELLED]
     assert queue.running().id == jobs[0].id
 
+
+
+def test_forget_drops_a_finished_job_and_says_so(queue, seen):
+    job = queue.enqueue(JobKind.EDIT)
+    queue.take()
+    with pytest.raises(JobError):
+        queue.forget(job.id)  # still running
+    queue.fail(job.id, "The server stopped answering.")
+    queue.forget(job.id)
+    assert queue.jobs() == [] and (seen[-1].kind, seen[-1].job_id) == ("removed", job.id)
