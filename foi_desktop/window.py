@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         self.settings_action = a("Settings…", self.open_settings, "Ctrl+,", "Model, device and run settings")
         self.find_action = a("Find regions", self.start_find_regions, "Ctrl+R",
                              "Show where each instruction will act")
-        self.edit_action = a("Edit", self.start_edit, "Ctrl+Return", "Run the edit with these masks")
+        self.edit_action = a("Edit", lambda: self.start_edit(), "Ctrl+Return", "Run the edit with these masks")
         self.variations_action = a("Edit Variations", self.start_variations, "Ctrl+Alt+Return",
                                    "Run the edit several times, each with another seed (how many: the × box)")
         self.compare_plain_action = a("Compare with Plain IP2P", self.start_compare_plain, "Ctrl+Shift+Return",
@@ -730,7 +730,7 @@ class MainWindow(QMainWindow):
         if request is None:
             return None
         job = self.jobs.enqueue(JobKind.LOCATE, request, "Find regions")
-        return self._follow(self._regions_found(self.doc, job.id, request))
+        return self._follow(self._regions_found(self.doc, self.runner.wait(job.id), request))
 
     def start_edit(self, seed: int | None = None) -> asyncio.Task | None:
         """Queue an Edit (with `seed`, else the document's); the task gives its result once landed."""
@@ -774,9 +774,11 @@ class MainWindow(QMainWindow):
             report_error(self, error)
             return None
 
-    def _enqueue_edit(self, request) -> int:
+    def _enqueue_edit(self, request) -> asyncio.Future:
+        """Queue an Edit job: the future of the job as it ends (asked for now: a job cancelled
+        while queued is gone before a task starts to wait)."""
         label = f"seed {request.seed}" if request.settings.focus else f"plain IP2P, seed {request.seed}"
-        return self.jobs.enqueue(JobKind.EDIT, request, label).id
+        return self.runner.wait(self.jobs.enqueue(JobKind.EDIT, request, label).id)
 
     def _follow(self, coroutine) -> asyncio.Task:
         """The task that lands a run's results; a result that cannot land is said, not raised."""
@@ -791,8 +793,8 @@ class MainWindow(QMainWindow):
             self._notify(shown.title, shown.message)
             return None
 
-    async def _regions_found(self, doc, job_id: int, request: LocateRequest):
-        job = await self.runner.wait(job_id)
+    async def _regions_found(self, doc, ended: asyncio.Future, request: LocateRequest):
+        job = await ended
         if job.state is not JobState.DONE or doc is not self.doc:
             return None
         doc.apply_grounding(job.result, request.layer_ids)
@@ -801,10 +803,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Regions found: paint to correct them, then Edit.", 6000)
         return job.result
 
-    async def _edited(self, doc, job_id: int, request):
+    async def _edited(self, doc, ended: asyncio.Future, request):
         """The job's result in the document, selected and shown, once it is done; None if the
         job ended otherwise or the document was replaced meanwhile."""
-        job = await self.runner.wait(job_id)
+        job = await ended
         if job.state is not JobState.DONE or doc is not self.doc:
             return None
         entry = doc.add_result(job.result, request)
@@ -815,7 +817,7 @@ class MainWindow(QMainWindow):
         return entry
 
     async def _variations_made(self, doc, runs):
-        landed = await asyncio.gather(*(self._edited(doc, job_id, request) for job_id, request in runs))
+        landed = await asyncio.gather(*(self._edited(doc, ended, request) for ended, request in runs))
         entries = [entry for entry in landed if entry is not None]
         if entries:
             made = f"{len(entries)}" if len(entries) == len(runs) else f"{len(entries)} of {len(runs)}"
@@ -823,8 +825,7 @@ class MainWindow(QMainWindow):
         return entries
 
     async def _compared(self, doc, runs):
-        foi_entry, plain_entry = await asyncio.gather(*(self._edited(doc, job_id, request)
-                                                        for job_id, request in runs))
+        foi_entry, plain_entry = await asyncio.gather(*(self._edited(doc, ended, request) for ended, request in runs))
         if foi_entry is None or plain_entry is None:
             return None
         self.pair = (plain_entry, foi_entry)
