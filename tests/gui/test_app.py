@@ -10,6 +10,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QImage
 
 from foi_desktop import assets
+from gui_helpers import answer_settings
 
 
 def test_starts_without_a_photo_on_the_sample_with_two_instructions(qtbot, loop):
@@ -189,21 +190,6 @@ def test_settings_dialog_refuses_what_the_engine_refuses(qtbot, loop):
     assert dialog.result() == dialog.DialogCode.Accepted
 
 
-def _answer_settings(qtbot, window, answer):
-    """Open Settings from the window; answer(dialog) runs on the shown dialog, which then gets OK."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialogButtonBox
-
-    def respond():
-        dialog = QApplication.activeModalWidget()
-        answer(dialog)
-        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
-                         Qt.MouseButton.LeftButton)
-
-    QTimer.singleShot(0, respond)
-    window.open_settings()
-
-
 def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qtbot):
     import dataclasses
 
@@ -219,12 +205,12 @@ def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qt
         shown.update(model=dialog.model(), steps=dialog.steps.value(), resolution=dialog.resolution.value(),
                      locked=not dialog.resolution.isEnabled())
 
-    _answer_settings(qtbot, window, look)
+    answer_settings(qtbot, window, look)
     assert shown == {"model": SHAPES, "steps": 50, "resolution": 64, "locked": True}
     assert window.client.choice is choice and window.doc.settings == settings and not window.doc.modified
     assert dataclasses.asdict(window.preferences) == stored
     # A change made there changes that alone: the model and its own settings stay.
-    _answer_settings(qtbot, window, lambda dialog: dialog.strength.setValue(0.8))
+    answer_settings(qtbot, window, lambda dialog: dialog.strength.setValue(0.8))
     assert window.doc.settings == dataclasses.replace(settings, strength=0.8)
     assert window.client.choice is choice and window.preferences.resolution == 512
 
