@@ -2,8 +2,8 @@
 
 Plain Python, no Qt (like foi_desktop.document): the window and the results strip observe a
 `JobQueue` through its `events` hub, and the job runner (foi_desktop.runner) reports to it what
-the engine (local or a server's) says, by job id. Every event carries its job's id and the job as it is after the change, so a late
-progress report can never be shown against another job.
+the engine (local or a server's) says, by job id. Every event carries its job's id and the job
+as it is after the change, so a late progress report can never be shown against another job.
 
 Jobs run one at a time and in the order enqueued (`take` gives the runner the oldest queued
 job); cancelling a queued job ends it at once, cancelling a running one sets its `cancel`
