@@ -6,8 +6,9 @@
 in the UI thread and turns requests into awaitables (qasync futures), so the job runner reads
 `result = await client.edit(...)` while the event loop keeps painting; progress carries the job
 id the request was made for. The engine loads (or connects) lazily, on the first request that
-needs it; the model's tokenizer, which counts an instruction's tokens, as soon as the model is
-chosen (for a server, once it has said which model it runs)."""
+needs it; a local model's tokenizer, which counts an instruction's tokens, as soon as the model
+is chosen. On a server there is no count here: reading a tokenizer loads torch, seconds this
+computer need not spend (the server refuses an instruction too long, in a sentence)."""
 
 from __future__ import annotations
 
@@ -233,7 +234,7 @@ class EngineClient(QObject):
             return  # keep the loaded engine
         self.choice, self.info, self._tokenizer = choice, None, None
         self.submit.emit(_Request(0, RequestKind.CONFIGURE, (choice,)))
-        if not choice.remote:  # a server's model is known once it answers (_on_loaded)
+        if not choice.remote:
             self._read_tokenizer(choice.model)
 
     def load(self) -> asyncio.Future:
@@ -301,8 +302,8 @@ class EngineClient(QObject):
     def _on_loaded(self, request_id: int, info: EngineInfo | None) -> None:
         self.info = info
         self.loaded.emit(info)
-        if info is not None and self._tokenizer is None:
-            self._read_tokenizer(info.model_name)  # a server's model, or one downloaded just now
+        if info is not None and self._tokenizer is None and not self.choice.remote:
+            self._read_tokenizer(info.model_name)  # a model downloaded just now
         pending = self._pending.get(request_id)
         if info is not None and pending is not None and pending[0].kind is RequestKind.LOAD:
             self._resolve(request_id, info)
