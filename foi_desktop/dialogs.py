@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -140,13 +140,17 @@ class SettingsDialog(QDialog):
         seed_row.addWidget(self.fixed_seed)
         seed_row.addWidget(self.seed)
 
+        # One label column for both ways, so their boxes line up.
+        labels = ("Model", "Device", "Precision", "CPU threads", "Address", "Token")
+        width = max(self.fontMetrics().horizontalAdvance(label) for label in labels)
         self.local_rows = self._form(("Model", model_row), ("Device", self.device_box),
-                                     ("Precision", self.precision_box), ("CPU threads", self.threads))
+                                     ("Precision", self.precision_box), ("CPU threads", self.threads),
+                                     label_width=width)
         test_row = QHBoxLayout()
         test_row.addWidget(self.test_button)
         test_row.addStretch(1)
         self.server_rows = self._form(("Address", self.server_url), ("Token", self.server_token), ("", test_row),
-                                      ("", self.test_label), ("", self.http_warning))
+                                      label_width=width)
         engine = QVBoxLayout()
         for button, rows in ((self.local_button, self.local_rows), (self.server_button, self.server_rows)):
             engine.addWidget(button)
@@ -166,8 +170,17 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._defaults)
+        # The server's answers go under the pages, not on one: a tab's page does not grow for
+        # word-wrapped lines (Qt's stacked pages ignore height-for-width), the dialog does.
+        self.engine_notes = QWidget()
+        notes = QVBoxLayout(self.engine_notes)
+        notes.setContentsMargins(0, 0, 0, 0)
+        notes.addWidget(self.test_label)
+        notes.addWidget(self.http_warning)
+        self.pages.currentChanged.connect(lambda page: self.engine_notes.setVisible(page == 0))
         layout = QVBoxLayout(self)
         layout.addWidget(self.pages)
+        layout.addWidget(self.engine_notes)
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
         self._lock_model_settings(self._asked())
@@ -176,12 +189,12 @@ class SettingsDialog(QDialog):
         self._server_changed()
         self._opened = self._values()
 
-    def _form(self, *rows) -> QWidget:
+    def _form(self, *rows, label_width: int = 0) -> QWidget:
         form = QFormLayout()
         # Room between a label and its box: a last letter against the box's border reads as cut off.
         form.setHorizontalSpacing(2 * self.fontMetrics().averageCharWidth())
         for label, field in rows:
-            form.addRow(label, field)
+            form.addRow(QLabel(label, minimumWidth=label_width), field)
         return self._page(form)
 
     @staticmethod
@@ -200,6 +213,18 @@ class SettingsDialog(QDialog):
         warning = plain_http_warning(self.server_url.text(), self.server_token.text().strip() or None)
         self.http_warning.setText(f"Note: {warning}" if warning else "")
         self.http_warning.setVisible(bool(warning))
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow to show an answer's lines whole: a dialog on screen does not grow by itself
+        (measured once Qt has laid the new lines out)."""
+
+        def grow():
+            needed = self.layout().totalHeightForWidth(self.width())
+            if self.isVisible() and needed > self.height():
+                self.resize(self.width(), needed)
+
+        QTimer.singleShot(0, self, grow)
 
     def test_connection(self) -> asyncio.Future:
         """Ask the server who it is, in a worker thread (a slow network never freezes the
@@ -219,8 +244,9 @@ class SettingsDialog(QDialog):
             info = asked.result()
         except Exception as error:  # noqa: BLE001 - every answer is a line for the user
             self.test_label.setText(report(error).message)
-            return
-        self.test_label.setText(f"Connected: model {info.model_name} on {info.device}, FoI Studio {info.version}.")
+        else:
+            self.test_label.setText(f"Connected: model {info.model_name} on {info.device}, FoI Studio {info.version}.")
+        self._fit()
 
     def _set_model_text(self, model: str) -> None:
         index = self.model_box.findData(model)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QPushButton, QWidget
 
@@ -61,19 +61,25 @@ def job_tooltip(job) -> str:
     return f"{job.label}: running. Cancel (Esc) stops it."
 
 
-def job_icon(job) -> QIcon:
-    """The latest preview (if any) on a dark square, a running job's progress along its foot,
-    and a mark for one waiting (…) or failed (!)."""
-    pixmap = QPixmap(THUMB, THUMB)
+def thumb_size(photo_size: tuple[int, int]) -> QSize:
+    """A thumbnail's size: the photo's shape, its longer side THUMB."""
+    width, height = photo_size
+    scale = THUMB / max(width, height)
+    return QSize(max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def job_icon(job, size: QSize) -> QIcon:
+    """A tile the shape of the results' thumbnails: the latest preview (if any), a running
+    job's progress along its foot, and a mark for one waiting (…) or failed (!)."""
+    pixmap = QPixmap(size)
     pixmap.fill(QColor("#2b2d31"))
     painter = QPainter(pixmap)
     if job.preview is not None:
-        image = pil_to_qimage(job.preview).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.SmoothTransformation)
-        painter.drawImage((THUMB - image.width()) // 2, (THUMB - image.height()) // 2, image)
+        painter.drawImage(pixmap.rect(), pil_to_qimage(job.preview))
     if job.state is JobState.RUNNING:
-        painter.fillRect(0, THUMB - BAR_PX, THUMB, BAR_PX, QColor("#1e1f22"))
-        painter.fillRect(0, THUMB - BAR_PX, round(THUMB * job.progress), BAR_PX, QColor("#3d6fb6"))
+        foot = size.height() - BAR_PX
+        painter.fillRect(0, foot, size.width(), BAR_PX, QColor("#1e1f22"))
+        painter.fillRect(0, foot, round(size.width() * job.progress), BAR_PX, QColor("#3d6fb6"))
     mark = {JobState.QUEUED: ("…", "#8a8d93"), JobState.FAILED: ("!", "#e06c60")}.get(job.state)
     if mark is not None:
         font = painter.font()
@@ -81,7 +87,7 @@ def job_icon(job) -> QIcon:
         font.setBold(True)
         painter.setFont(font)
         painter.setPen(QColor(mark[1]))
-        painter.drawText(QRect(0, 0, THUMB, THUMB), Qt.AlignmentFlag.AlignCenter, mark[0])
+        painter.drawText(pixmap.rect(), Qt.AlignmentFlag.AlignCenter, mark[0])
     painter.end()
     return QIcon(pixmap)
 
@@ -111,6 +117,7 @@ class ResultsStrip(QWidget):
         self.list.setWrapping(False)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setGridSize(QSize(THUMB + 24, THUMB + 40))  # evenly spaced, whatever the captions' widths
         self.list.setFixedHeight(THUMB + 56)  # two lines of caption
         self.list.currentRowChanged.connect(lambda _row: self._selection_moved())
         self._shown = None  # the entry selectionChanged last announced
@@ -185,9 +192,8 @@ class ResultsStrip(QWidget):
                 return self.list.item(row)
         return None
 
-    @staticmethod
-    def _show_job(item: QListWidgetItem, job) -> None:
-        item.setIcon(job_icon(job))
+    def _show_job(self, item: QListWidgetItem, job) -> None:
+        item.setIcon(job_icon(job, thumb_size(self.doc.size if self.doc else (THUMB, THUMB))))
         item.setText(job_caption(job))
         item.setToolTip(job_tooltip(job))
 
