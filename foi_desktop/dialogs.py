@@ -209,15 +209,15 @@ class SettingsDialog(QDialog):
 
     def _server_changed(self) -> None:
         """Another address or token: an earlier test's answer no longer holds."""
-        self.test_label.setText("")
         warning = plain_http_warning(self.server_url.text(), self.server_token.text().strip() or None)
-        self.http_warning.setText(f"Note: {warning}" if warning else "")
-        self.http_warning.setVisible(bool(warning))
-        self._fit()
+        self._say(self.http_warning, f"Note: {warning}" if warning else "")
+        self._say(self.test_label, "")
 
-    def _fit(self) -> None:
-        """Grow to show an answer's lines whole: a dialog on screen does not grow by itself
-        (measured once Qt has laid the new lines out)."""
+    def _say(self, label: QLabel, text: str) -> None:
+        """A note under the pages, or none (no blank line either); the dialog grows for its
+        lines: a dialog on screen does not grow by itself (measured once Qt has laid them out)."""
+        label.setText(text)
+        label.setVisible(bool(text))
 
         def grow():
             needed = self.layout().totalHeightForWidth(self.width())
@@ -231,7 +231,7 @@ class SettingsDialog(QDialog):
         window); the answer shows under the button. Returns the question's future."""
         url, token = self.server_url.text().strip(), self.server_token.text().strip() or None
         self.test_button.setEnabled(False)
-        self.test_label.setText(f"Asking {url}…")
+        self._say(self.test_label, f"Asking {url}…")
         asked = asyncio.get_event_loop().run_in_executor(None, check_server, url, token)
         asked.add_done_callback(lambda answer: self._tested(answer, url, token))
         return asked
@@ -243,10 +243,10 @@ class SettingsDialog(QDialog):
         try:
             info = asked.result()
         except Exception as error:  # noqa: BLE001 - every answer is a line for the user
-            self.test_label.setText(report(error).message)
+            self._say(self.test_label, report(error).message)
         else:
-            self.test_label.setText(f"Connected: model {info.model_name} on {info.device}, FoI Studio {info.version}.")
-        self._fit()
+            self._say(self.test_label, f"Connected: model {info.model_name} on {info.device}, "
+                                       f"FoI Studio {info.version}.")
 
     def _set_model_text(self, model: str) -> None:
         index = self.model_box.findData(model)

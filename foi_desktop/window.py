@@ -904,11 +904,13 @@ class MainWindow(QMainWindow):
     def _job_ended(self, job) -> None:
         if job.id == self._progress_job:
             self._progress_job = None
+            self._close_load_dialog()  # a model that did not load, a server that did not answer
             self._end_progress()
             if job.state is not JobState.DONE and self._preview is not None:
                 self._show_entry(self.shown_entry)  # off with its unfinished preview
             self._preview = None
         if job.state is JobState.FAILED:
+            self._show_model_state()  # no longer "loading…" or "connecting…"
             doing = "Could not edit" if job.kind is JobKind.EDIT else "Could not find the regions"
             self._notify(doing, job.error)
             return  # its tile stays in the strip, with the reason, until the user discards it

@@ -158,3 +158,19 @@ def test_a_server_stopping_mid_job_fails_the_job_leaves_the_document_and_the_nex
         assert window.jobs.jobs() == [] and strip.count() == 1 and doc.results == [entry]
     finally:
         server.stop()
+
+
+def test_a_server_not_there_fails_the_job_in_a_line_and_the_window_carries_on(make_window, run, photo_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again: nobody listens there
+    window = make_window(engine="server", server_url=url)
+    window.open_path(photo_path)
+    window.doc.add_layer("make it snowy")
+    assert run(window.start_find_regions(), timeout=120) is None
+    job, = window.jobs.jobs()
+    assert job.state is JobState.FAILED and job.error.startswith(f"Cannot reach the server at {url} (")
+    assert window.failure_notice.windowTitle() == "Could not find the regions"
+    assert window._load_dialog is None and not window.progress_bar.isVisible()
+    assert window.where_label.text() == f"Runs on server 127.0.0.1:{url.rsplit(':', 1)[1]} (connects when first needed)"
+    assert window.find_action.isEnabled() and not window.cancel_action.isEnabled()
