@@ -45,11 +45,12 @@ def describe(entry) -> str:
 
 
 def job_caption(job) -> str:
-    """A job tile's text: where it stands, then what it is ("seed 123", "Find regions")."""
+    """A job tile's text (a job still to land, or failed): where it stands, then what it is
+    ("seed 123", "Find regions")."""
     if job.state is JobState.RUNNING:
         state = f"Step {job.step}/{job.steps}" if job.steps else "Starting…"
     else:
-        state = {JobState.QUEUED: "Queued", JobState.FAILED: "Failed"}.get(job.state, job.state.value)
+        state = "Queued" if job.state is JobState.QUEUED else "Failed"
     return f"{state}\n{job.label}"
 
 
