@@ -42,7 +42,7 @@ def child(case: str, model: str) -> None:
                 await window.client.load()
             if case == "running":
                 steps = []
-                window.client.progress.connect(lambda step, _steps, _preview: steps.append(step))
+                window.client.progress.connect(lambda _job, step, _steps, _preview: steps.append(step))
                 window.doc.settings = window.doc.settings.__class__(steps=1000, resolution=128)
                 window.start_edit()
                 while len(steps) < 2:

@@ -149,7 +149,7 @@ def bench_edit_stall(window, app, loop, settings=None) -> dict:
     timer = QTimer(interval=1)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     previews = []
-    window.client.progress.connect(lambda step, total, preview: previews.append(preview is not None))
+    window.client.progress.connect(lambda _job, step, total, preview: previews.append(preview is not None))
     timer.start()
     started = time.perf_counter()
     entry = loop.run_until_complete(window.start_edit())

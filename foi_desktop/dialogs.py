@@ -1,4 +1,5 @@
-"""The app's dialogs: settings, export, "the model is not here", and messages for the user."""
+"""The app's dialogs: settings (where runs happen, the model, the run settings), export, "the
+model is not here", and messages for the user."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ import os
 import time
 from pathlib import Path
 
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout)
+                               QRadioButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from foi_engine import EditSettings, FoiError, threads
-
-from foi_engine.catalog import DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, check_folder, model_settings
+from foi_engine.catalog import (DEFAULT_MODEL, SETTINGS_FILE, SHAPES, TINY_RANDOM, check_folder, is_server_url,
+                                model_settings)
 from foi_engine.errors import report
 from foi_engine.layered import KINDS
+from foi_engine.remote import plain_http_warning
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
+from .worker import check_server
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,22 @@ def report_error(parent, error: BaseException, doing: str | None = None) -> None
     QMessageBox.warning(parent, shown.title, shown.message)
 
 
+class FailureNotice(QMessageBox):
+    """What went wrong with a job, said without waiting for OK (report_error waits): the jobs
+    queued behind it go on meanwhile. One box: a later failure replaces the text of one not
+    yet read, so failures never pile up."""
+
+    def __init__(self, parent=None):
+        super().__init__(QMessageBox.Icon.Warning, "", "", QMessageBox.StandardButton.Ok, parent)
+        self.setWindowModality(Qt.WindowModality.NonModal)
+
+    def say(self, title: str, message: str) -> None:
+        self.setWindowTitle(title)
+        self.setText(message)
+        self.show()
+        self.raise_()
+
+
 # What each run setting means, in plain words (the dialog's tooltips).
 RUN_SETTING_HELP = {
     "steps": "How many small steps the picture is made in. More is finer and slower; 20–30 is often enough.",
@@ -57,15 +77,28 @@ RUN_SETTING_HELP = {
 
 
 class SettingsDialog(QDialog):
-    """preferences: the user's own choices; current: what a run uses now, shown when given (the
-    model of --model, the document's run settings with the model's own). `changes()` is what
-    the user changed."""
+    """Two pages: Engine (where runs happen: this computer, with its model, device, precision
+    and threads, or a `foi serve` server, with its address and token) and Editing (the run
+    settings, the seed). preferences: the user's own choices; current: what a run uses now,
+    shown when given (the model of --model, the document's run settings with the model's own).
+    `changes()` is what the user changed."""
 
     def __init__(self, preferences: Preferences, parent=None, current: Preferences | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._preferences = preferences
         shown = current or preferences
+        self.local_button = QRadioButton("This computer", checked=shown.engine == "local")
+        self.server_button = QRadioButton("A server (foi serve)", checked=shown.engine == "server")
+        self.server_url = QLineEdit(shown.server_url, placeholderText="http://gpu-box:8765")
+        self.server_token = QLineEdit(shown.server_token, echoMode=QLineEdit.EchoMode.Password,
+                                      placeholderText="the token foi serve printed (none for this computer's own)")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.clicked.connect(self.test_connection)
+        self.test_label = QLabel(objectName="hint", wordWrap=True)
+        self.http_warning = QLabel(objectName="hint", wordWrap=True)
+        for edit in (self.server_url, self.server_token):
+            edit.textChanged.connect(self._server_changed)
         self.model_box = QComboBox(editable=True)
         for model, label in MODEL_CHOICES:
             self.model_box.addItem(label, model)
@@ -107,33 +140,113 @@ class SettingsDialog(QDialog):
         seed_row.addWidget(self.fixed_seed)
         seed_row.addWidget(self.seed)
 
-        form = QFormLayout()
-        # Room between a label and its box: a last letter against the box's border reads as cut off.
-        form.setHorizontalSpacing(2 * self.fontMetrics().averageCharWidth())
-        form.addRow("Model", model_row)
-        form.addRow("Device", self.device_box)
-        form.addRow("Precision", self.precision_box)
-        form.addRow("CPU threads", self.threads)
-        form.addRow("Steps", self.steps)
-        form.addRow("Strength", self.strength)
-        form.addRow("Image guidance s_I", self.image_guidance)
-        form.addRow("Text guidance s_T", self.text_guidance)
-        form.addRow("Focus γ", self.gamma)
-        form.addRow("Resolution (px)", self.resolution)
-        form.addRow("Seed", seed_row)
+        # One label column for both ways, so their boxes line up.
+        labels = ("Model", "Device", "Precision", "CPU threads", "Address", "Token")
+        width = max(self.fontMetrics().horizontalAdvance(label) for label in labels)
+        self.local_rows = self._form(("Model", model_row), ("Device", self.device_box),
+                                     ("Precision", self.precision_box), ("CPU threads", self.threads),
+                                     label_width=width)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addStretch(1)
+        self.server_rows = self._form(("Address", self.server_url), ("Token", self.server_token), ("", test_row),
+                                      label_width=width)
+        engine = QVBoxLayout()
+        for button, rows in ((self.local_button, self.local_rows), (self.server_button, self.server_rows)):
+            engine.addWidget(button)
+            rows.layout().setContentsMargins(3 * self.fontMetrics().averageCharWidth(), 0, 0, 0)  # under its button
+            engine.addWidget(rows)
+            button.toggled.connect(self._engine_changed)
+        engine.addStretch(1)
+        editing = self._form(("Steps", self.steps), ("Strength", self.strength),
+                             ("Image guidance s_I", self.image_guidance), ("Text guidance s_T", self.text_guidance),
+                             ("Focus γ", self.gamma), ("Resolution (px)", self.resolution), ("Seed", seed_row))
+        self.pages = QTabWidget()
+        self.pages.addTab(self._page(engine), "Engine")
+        self.pages.addTab(editing, "Editing")
         self.error_label = QLabel(objectName="hint", wordWrap=True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._defaults)
+        # The server's answers go under the pages, not on one: a tab's page does not grow for
+        # word-wrapped lines (Qt's stacked pages ignore height-for-width), the dialog does.
+        self.engine_notes = QWidget()
+        notes = QVBoxLayout(self.engine_notes)
+        notes.setContentsMargins(0, 0, 0, 0)
+        notes.addWidget(self.test_label)
+        notes.addWidget(self.http_warning)
+        self.pages.currentChanged.connect(lambda page: self.engine_notes.setVisible(page == 0))
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.pages)
+        layout.addWidget(self.engine_notes)
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
         self._lock_model_settings(self._asked())
         self.model_box.currentTextChanged.connect(self._model_changed)
+        self._engine_changed()
+        self._server_changed()
         self._opened = self._values()
+
+    def _form(self, *rows, label_width: int = 0) -> QWidget:
+        form = QFormLayout()
+        # Room between a label and its box: a last letter against the box's border reads as cut off.
+        form.setHorizontalSpacing(2 * self.fontMetrics().averageCharWidth())
+        for label, field in rows:
+            form.addRow(QLabel(label, minimumWidth=label_width), field)
+        return self._page(form)
+
+    @staticmethod
+    def _page(layout) -> QWidget:
+        page = QWidget()
+        page.setLayout(layout)
+        return page
+
+    def _engine_changed(self) -> None:
+        self.local_rows.setEnabled(self.local_button.isChecked())
+        self.server_rows.setEnabled(self.server_button.isChecked())
+
+    def _server_changed(self) -> None:
+        """Another address or token: an earlier test's answer no longer holds."""
+        warning = plain_http_warning(self.server_url.text(), self.server_token.text().strip() or None)
+        self._say(self.http_warning, f"Note: {warning}" if warning else "")
+        self._say(self.test_label, "")
+
+    def _say(self, label: QLabel, text: str) -> None:
+        """A note under the pages, or none (no blank line either); the dialog grows for its
+        lines: a dialog on screen does not grow by itself (measured once Qt has laid them out)."""
+        label.setText(text)
+        label.setVisible(bool(text))
+
+        def grow():
+            needed = self.layout().totalHeightForWidth(self.width())
+            if self.isVisible() and needed > self.height():
+                self.resize(self.width(), needed)
+
+        QTimer.singleShot(0, self, grow)
+
+    def test_connection(self) -> asyncio.Future:
+        """Ask the server who it is, in a worker thread (a slow network never freezes the
+        window); the answer shows under the button. Returns the question's future."""
+        url, token = self.server_url.text().strip(), self.server_token.text().strip() or None
+        self.test_button.setEnabled(False)
+        self._say(self.test_label, f"Asking {url}…")
+        asked = asyncio.get_event_loop().run_in_executor(None, check_server, url, token)
+        asked.add_done_callback(lambda answer: self._tested(answer, url, token))
+        return asked
+
+    def _tested(self, asked: asyncio.Future, url: str, token: str | None) -> None:
+        self.test_button.setEnabled(True)
+        if (url, token) != (self.server_url.text().strip(), self.server_token.text().strip() or None):
+            return  # the user has typed another address or token since: this answer is not about it
+        try:
+            info = asked.result()
+        except Exception as error:  # noqa: BLE001 - every answer is a line for the user
+            self._say(self.test_label, report(error).message)
+        else:
+            self._say(self.test_label, f"Connected: model {info.model_name} on {info.device}, "
+                                       f"FoI Studio {info.version}.")
 
     def _set_model_text(self, model: str) -> None:
         index = self.model_box.findData(model)
@@ -183,6 +296,9 @@ class SettingsDialog(QDialog):
                 box.setValue(getattr(defaults, name))
 
     def apply_to(self, preferences: Preferences) -> None:
+        preferences.engine = "server" if self.server_button.isChecked() else "local"
+        preferences.server_url = self.server_url.text().strip()
+        preferences.server_token = self.server_token.text().strip()
         preferences.model = self.model() or DEFAULT_MODEL
         preferences.device = self.device_box.currentData()
         preferences.precision = self.precision_box.currentData()
@@ -212,9 +328,14 @@ class SettingsDialog(QDialog):
         """Refuse settings the engine would refuse, with its own sentence."""
         trial = Preferences()
         self.apply_to(trial)
+        if trial.engine == "server" and not is_server_url(trial.server_url):
+            self.pages.setCurrentIndex(0)
+            self.error_label.setText("Write the server's address as http://host:port or https://host:port.")
+            return
         try:
             trial.edit_settings()
         except FoiError as error:
+            self.pages.setCurrentIndex(1)
             self.error_label.setText(str(error))
             return
         super().accept()

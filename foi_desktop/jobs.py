@@ -1,10 +1,10 @@
 """The editor's jobs: each Find regions or Edit the user starts, queued, running or finished.
 
-Plain Python, no Qt (like foi_desktop.document): the window and a job list will observe a
+Plain Python, no Qt (like foi_desktop.document): the window and the results strip observe a
 `JobQueue` through its `events`, one emitter per JobEventKind (`queue.events.progress.connect(…)`),
-and the engine worker (local or a server's) reports to it by job id. Every event carries its
-job's id and the job as it is after the change, so a late progress report can never be shown
-against another job.
+and the job runner (foi_desktop.runner) reports to it what the engine (local or a server's)
+says, by job id. Every event carries its job's id and the job as it is after the change, so a
+late progress report can never be shown against another job.
 
 Jobs run one at a time and in the order enqueued (`take` gives the runner the oldest queued
 job); cancelling a queued job ends it at once, cancelling a running one sets its `cancel`
@@ -49,6 +49,7 @@ class JobEventKind(StrEnum):
     ADDED = "added"
     STATE = "state"  # queued → running → done/failed/cancelled
     PROGRESS = "progress"  # a step done, perhaps with a new preview
+    REMOVED = "removed"  # forgotten: a view drops its tile
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,19 @@ class JobQueue:
         for job in self.active():
             self.cancel(job.id)
 
+    def forget(self, job_id: int) -> None:
+        """Drop a finished job: a failed one the user has read, one whose result the document keeps."""
+        job = self.get(job_id)
+        if not job.state.finished:
+            raise JobError(f"Job {job_id} has not finished: cancel it first.")
+        del self._jobs[job_id]
+        del self._cancels[job_id]
+        self._emit(JobEventKind.REMOVED, job)
+
     def forget_finished(self) -> None:
         """Drop finished jobs (their results stay wherever the document keeps them)."""
         for job_id in [j.id for j in self._jobs.values() if j.state.finished]:
-            del self._jobs[job_id]
-            del self._cancels[job_id]
+            self.forget(job_id)
 
     # -- what views read ---------------------------------------------------------------------
     def get(self, job_id: int) -> Job:

@@ -1,6 +1,6 @@
 """What the app remembers between runs (QSettings, in the platform's config folder):
-the model, device and precision, the run settings, the seed mode, recent files and the
-folder Open starts in."""
+where runs happen (this computer, or a server with its address and token), the model, device
+and precision, the run settings, the seed mode, recent files and the folder Open starts in."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ MAX_RECENT = 10
 RUN_SETTINGS = ("steps", "strength", "image_guidance", "text_guidance", "gamma", "resolution")
 
 
+ENGINES = ("local", "server")  # where runs happen: this computer, or a `foi serve` server
+
+
 @dataclass
 class Preferences:
+    engine: str = "local"  # one of ENGINES
+    server_url: str = ""  # http(s)://host:port of `foi serve`
+    server_token: str = ""  # the token it printed ("": none, as on this computer's own 127.0.0.1)
     model: str = DEFAULT_MODEL
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     precision: str = "auto"  # "auto", "float32", "float16"
@@ -71,6 +77,8 @@ def load_preferences() -> Preferences:
     preferences = Preferences(**values)
     if not 0 <= preferences.threads <= threads.MAX_THREADS:
         preferences.threads = 0
+    if preferences.engine not in ENGINES:
+        preferences.engine = "local"
     try:
         preferences.edit_settings()
     except Exception:  # noqa: BLE001 - invalid stored run settings: fall back to the defaults

@@ -120,7 +120,7 @@ async def _stages(report: _Report, app, device: str | None) -> None:
         report.done("masks cover " + ", ".join(f"{c:.0%}" for c in cover) + " of the photo")
 
         steps_seen = []
-        client.progress.connect(lambda step, steps, _preview: steps_seen.append((step, steps)))
+        client.progress.connect(lambda _job, step, steps, _preview: steps_seen.append((step, steps)))
         report.begin("Edit")
         start = time.perf_counter()
         request = doc.edit_request()

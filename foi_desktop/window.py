@@ -1,8 +1,11 @@
 """The main window: canvas in the centre, instructions at the side, results below, the
 toolbar and status bar; it wires the document, the views and the engine worker.
 
-Long operations are coroutines (qasync): `find_regions()` and `run_edit()` await the
-worker, so the window keeps painting and the user can keep painting masks meanwhile; a
+Find regions and Edit are jobs (foi_desktop.jobs): each press queues one (Edit Variations one
+per seed), the `JobRunner` runs them one at a time on the engine worker, here or on a server,
+and the window only binds to the queue: the results strip shows the jobs waiting and running,
+the status bar the running one's steps, the canvas its live preview; a done job's result lands
+in the document. The window keeps painting and the user can keep painting masks meanwhile; a
 project is read in a worker thread (`_read_project()`), so a large one does not freeze it."""
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySeq
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QProgressDialog, QSpinBox)
 
-from foi_engine import Cancelled, EditSettings, FoiError, ModelError
+from foi_engine import EditSettings, FoiError
 from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
+from foi_engine.errors import report
 
 from . import assets, toolbars
 from .canvas import CanvasView, Tool
-from .dialogs import ExportDialog, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside, report_error
+from .dialogs import (ExportDialog, FailureNotice, SettingsDialog, ask_model_missing, ask_recovery, ask_set_aside,
+                      report_error)
 from .document import Document, EventKind, RecoveryStore, follow, open_project, read_recovery, save_project
 from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
+from .jobs import JobEvent, JobKind, JobQueue, JobState
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip, method_of
-from .worker import EngineClient, ModelChoice
+from .runner import JobRunner, LocateRequest
+from .worker import EngineClient, ModelChoice, where_runs
 
 log = logging.getLogger("foi_desktop")
 
@@ -68,9 +75,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.preferences = preferences
         self.doc: Document | None = None
-        self.task: asyncio.Task | None = None  # the running Find regions or Edit
-        self._cancel_asked = False  # Cancel also stops the runs a task has still to start
-        self._asking_model = False  # the "model not here" dialog is up: nothing runs to cancel
+        self.task: asyncio.Task | None = None  # the last run started: it ends when its jobs have landed
+        self._asking_model = False  # the "model not here" dialog is up: the run waits for the answer
         self.opening: str | None = None  # the name of the project being read, off the UI thread
         self._open_task: asyncio.Task | None = None
         self.shown_entry = None  # the result on the canvas
@@ -78,17 +84,23 @@ class MainWindow(QMainWindow):
         self.recovery = RecoveryStore(recovery_folder())
         self._autosave_due = False
         self._run_started = 0.0
+        self._steps_started: tuple[float, int] | None = None  # (when, steps done) at the first step seen
+        self._progress_job: int | None = None  # the job the status bar's progress is about
+        self._preview = None  # its latest preview, on the canvas
         self._load_dialog: QProgressDialog | None = None
+        self.failure_notice: FailureNotice | None = None
 
         self._owns_client = client is None  # a shared client (tests) outlives the window
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
         self.client.tokenizerLoaded.connect(self._on_tokenizer_loaded)
-        self.client.progress.connect(self._on_progress)
         self._model_override, self._device_override = model_override, device_override
         self._threads_override = threads_override
         self.client.set_model(self._model_choice())
+        self.jobs = JobQueue()
+        self.jobs.events.connect(self._on_job_event)
+        self.runner = JobRunner(self.jobs, self.client, ask_model=self._replace_missing_model)
 
         self.canvas = CanvasView()
         self.canvas.zoomChanged.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
@@ -100,7 +112,9 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.results = ResultsStrip()
+        self.results.set_jobs(self.jobs)
         self.results.selectionChanged.connect(self._show_entry)
+        self.results.forgetJobRequested.connect(self.jobs.forget)
         self.results.acceptRequested.connect(lambda e: self.doc.accept_result(e))
         self.results.discardRequested.connect(lambda e: self.doc.discard_result(e))
         self.results.rerunRequested.connect(self.rerun_with_new_seed)
@@ -167,13 +181,15 @@ class MainWindow(QMainWindow):
         self.settings_action = a("Settings…", self.open_settings, "Ctrl+,", "Model, device and run settings")
         self.find_action = a("Find regions", self.start_find_regions, "Ctrl+R",
                              "Show where each instruction will act")
-        self.edit_action = a("Edit", self.start_edit, "Ctrl+Return", "Run the edit with these masks")
+        self.edit_action = a("Edit", lambda: self.start_edit(), "Ctrl+Return", "Run the edit with these masks")
         self.variations_action = a("Edit Variations", self.start_variations, "Ctrl+Alt+Return",
                                    "Run the edit several times, each with another seed (how many: the × box)")
         self.compare_plain_action = a("Compare with Plain IP2P", self.start_compare_plain, "Ctrl+Shift+Return",
                                       "Run the edit with FoI and as plain InstructPix2Pix (same seed and "
                                       "settings), then show them side by side")
-        self.cancel_action = a("Cancel", self.cancel, "Esc", "Stop the running edit")
+        self.cancel_action = a("Cancel", self.cancel, "Esc",
+                               "Stop the job selected in the results strip, else the one running")
+        self.cancel_all_action = a("Cancel All", self.cancel_all, "Shift+Esc", "Stop every job, running or queued")
         self.brush_action = a("Brush", lambda on: self.set_tool(Tool.BRUSH if on else None), "B",
                               "Paint the selected instruction's mask", checkable=True)
         self.eraser_action = a("Eraser", lambda on: self.set_tool(Tool.ERASER if on else None), "E",
@@ -260,8 +276,8 @@ class MainWindow(QMainWindow):
         menu.addAction(self.quit_action)
         menu = self.menuBar().addMenu("&Edit")
         for action in (self.undo_action, self.redo_action, None, self.add_action, None, self.find_action,
-                       self.edit_action, self.variations_action, self.compare_plain_action, self.cancel_action, None,
-                       self.settings_action):
+                       self.edit_action, self.variations_action, self.compare_plain_action, self.cancel_action,
+                       self.cancel_all_action, None, self.settings_action):
             menu.addSeparator() if action is None else menu.addAction(action)
         menu = self.menuBar().addMenu("&Mask")
         for action in (self.brush_action, self.eraser_action, self.swap_action, self.smaller_action,
@@ -284,7 +300,7 @@ class MainWindow(QMainWindow):
         self.random_label.setToolTip("tiny-random is a test model with random weights: the whole flow works, "
                                      "but it cannot really edit. Choose a real model in Settings.")
         self.random_label.hide()
-        self.device_label = QLabel()
+        self.where_label = QLabel(objectName="whereRuns")
         self.zoom_label = QLabel()
         self.size_label = QLabel()
         self.progress_bar = QProgressBar(maximumWidth=220, textVisible=False)
@@ -294,7 +310,7 @@ class MainWindow(QMainWindow):
         # Permanent widgets: temporary messages (left) must not hide which model is in use.
         bar.addPermanentWidget(self.model_label)
         bar.addPermanentWidget(self.random_label)
-        bar.addPermanentWidget(self.device_label)
+        bar.addPermanentWidget(self.where_label)
         bar.addPermanentWidget(self.step_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.eta_label)
@@ -310,6 +326,9 @@ class MainWindow(QMainWindow):
         fresh: a new photo, which takes the user's run settings (a project keeps its own)."""
         if self.doc is not None:
             self.recovery.discard(self.doc)
+        # The jobs were the old document's: their results would have nowhere to land.
+        self.jobs.cancel_all()
+        self.jobs.forget_finished()
         if doc is not None and fresh:
             self._apply_preferences_to(doc)
         follow(self, doc, self._doc_connections())
@@ -339,11 +358,12 @@ class MainWindow(QMainWindow):
         except FoiError as error:
             log.warning("Stored settings refused: %s", error)
             settings = base
-        model = self._model_choice().model
+        choice = self._model_choice()
         try:
-            asked = model_settings(model)
+            # A server's model keeps its settings on the server: the user's apply.
+            asked = {} if choice.remote else model_settings(choice.model)
         except FoiError as error:
-            log.warning("Settings of model %s refused: %s", model, error)
+            log.warning("Settings of model %s refused: %s", choice.model, error)
             asked = {}
         # The grounding factor is the model's business, not a user setting: back to the
         # paper's default for a model that does not ask for another.
@@ -371,13 +391,13 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has_doc = self.doc is not None
-        busy = self.task is not None and not self.task.done()
         has_layers = has_doc and bool(self.doc.layers)
         has_layer = has_doc and self.panel.active_layer_id is not None
         opening = self.opening is not None
         for action in (self.find_action, self.edit_action, self.variations_action, self.compare_plain_action):
-            action.setEnabled(has_layers and not busy and not opening)
-        self.cancel_action.setEnabled(busy and not self._asking_model)
+            action.setEnabled(has_layers and not opening and not self._asking_model)  # more queue behind a run
+        for action in (self.cancel_action, self.cancel_all_action):
+            action.setEnabled(bool(self.jobs.active()) and not self._asking_model)
         for action in (self.open_action, self.recent_menu.menuAction(), self.paste_action, self.sample_action):
             action.setEnabled(not opening)  # one document at a time: the project being read comes next
         for action in (self.save_action, self.save_as_action):
@@ -694,69 +714,175 @@ class MainWindow(QMainWindow):
             self.doc.redo()
 
     # ------------------------------------------------------------------------------------------
-    # Engine runs
+    # Engine runs: each is one job or more; the window queues them and binds to the queue
 
     def _model_choice(self) -> ModelChoice:
+        """Where runs happen: the command line's model, else Settings ▸ Engine's choice (a
+        server, or a model on this computer)."""
         prefs = self.preferences
+        if self._model_override is None and prefs.engine == "server":
+            return ModelChoice(prefs.server_url, token=prefs.server_token or None)
         device = self._device_override or (None if prefs.device == "auto" else prefs.device)
         return ModelChoice(self._model_override or prefs.model, device, prefs.precision,
                            self._threads_override or prefs.threads)
 
     def start_find_regions(self) -> asyncio.Task | None:
-        return self._start(self.find_regions)
+        """Queue Find regions. The task gives the LocateResult once the masks are in, None if
+        the job did not finish; None instead of a task when it cannot start (a message says why)."""
+        request = self._request(LocateRequest.of)
+        if request is None:
+            return None
+        job = self.jobs.enqueue(JobKind.LOCATE, request, "Find regions")
+        return self._follow(self._regions_found(self.doc, self.runner.wait(job.id), request))
 
-    def start_edit(self) -> asyncio.Task | None:
-        return self._start(self.run_edit)
+    def start_edit(self, seed: int | None = None) -> asyncio.Task | None:
+        """Queue an Edit (with `seed`, else the document's); the task gives its result once landed."""
+        request = self._request(lambda doc: doc.edit_request(seed))
+        if request is None:
+            return None
+        return self._follow(self._edited(self.doc, self._enqueue_edit(request), request))
 
     def start_variations(self) -> asyncio.Task | None:
-        count = self.variations_box.value()
-        return self._start(lambda: self.run_variations(count))
+        """Queue one Edit per seed, as many as the × box says (the first seed: the one Edit
+        would use); the task gives the results that landed, in that order."""
+        request = self._request(lambda doc: doc.edit_request())
+        if request is None:
+            return None
+        seeds = [request.seed]
+        while len(seeds) < self.variations_box.value():
+            seed = random.randrange(2**31)
+            seeds += [seed] if seed not in seeds else []
+        runs = [dataclasses.replace(request, seed=seed) for seed in seeds]
+        return self._follow(self._variations_made(self.doc, [(self._enqueue_edit(run), run) for run in runs]))
 
     def start_compare_plain(self) -> asyncio.Task | None:
-        return self._start(self.compare_with_plain)
-
-    def _start(self, run) -> asyncio.Task | None:
-        """run() makes the run's coroutine: again, when it starts over on another model."""
-        # One run at a time, and none while a project is read: it is about to replace the document.
-        if (self.task is not None and not self.task.done()) or self.opening is not None:
+        """Queue the same request (instructions, masks, seed, settings) with FoI's focus and
+        without it; once both have landed the split shows them: plain InstructPix2Pix left, FoI right."""
+        request = self._request(lambda doc: doc.edit_request())
+        if request is None:
             return None
-        self._cancel_asked = False
-        self.task = asyncio.ensure_future(self._guard(run))
-        self._update_actions()
+        runs = [dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=focus))
+                for focus in (True, False)]
+        return self._follow(self._compared(self.doc, [(self._enqueue_edit(run), run) for run in runs]))
+
+    def _request(self, make):
+        """What a run needs, made from the document now (painting may go on while it waits and
+        runs); None when it cannot be made (an empty instruction: a message says so) or while
+        a project is being read (it is about to replace the document)."""
+        if self.doc is None or self._still_opening():
+            return None
+        try:
+            return make(self.doc)
+        except FoiError as error:
+            report_error(self, error)
+            return None
+
+    def _enqueue_edit(self, request) -> asyncio.Future:
+        """Queue an Edit job: the future of the job as it ends (asked for now: a job cancelled
+        while queued is gone before a task starts to wait)."""
+        label = f"seed {request.seed}" if request.settings.focus else f"plain IP2P, seed {request.seed}"
+        return self.runner.wait(self.jobs.enqueue(JobKind.EDIT, request, label).id)
+
+    def _follow(self, coroutine) -> asyncio.Task:
+        """The task that lands a run's results; a result that cannot land is said, not raised."""
+        self.task = asyncio.ensure_future(self._said(coroutine))
         return self.task
 
-    async def _guard(self, run):
-        """Every run ends here: errors become messages, the UI goes back to idle. When the
-        model is not here and the user picks another, the run they asked for starts again on it."""
-        again = False
+    async def _said(self, coroutine):
         try:
-            return await run()
-        except Cancelled:
-            self.statusBar().showMessage("Cancelled.", 4000)
-        except ModelError as error:
-            again = await self._replace_missing_model(error)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a message; the window lives on
-            report_error(self, error)
-        finally:
-            self._close_load_dialog()
-            self._end_progress()
-            # The task is done only after this returns: let _update_actions see it so.
-            QTimer.singleShot(0, self._update_actions)
-        return await self._guard(run) if again else None
+            return await coroutine
+        except FoiError as error:
+            shown = report(error)
+            self._notify(shown.title, shown.message)
+            return None
+
+    async def _regions_found(self, doc, ended: asyncio.Future, request: LocateRequest):
+        job = await ended
+        if job.state is not JobState.DONE or doc is not self.doc:
+            return None
+        doc.apply_grounding(job.result, request.layer_ids)
+        self.masks_action.setChecked(True)
+        self.canvas.set_masks_visible(True)
+        self.statusBar().showMessage("Regions found: paint to correct them, then Edit.", 6000)
+        return job.result
+
+    async def _edited(self, doc, ended: asyncio.Future, request):
+        """The job's result in the document, selected and shown, once it is done; None if the
+        job ended otherwise or the document was replaced meanwhile."""
+        job = await ended
+        if job.state is not JobState.DONE or doc is not self.doc:
+            return None
+        entry = doc.add_result(job.result, request)
+        self.results.select(entry)
+        self._show_entry(entry)
+        self.masks_action.setChecked(False)
+        self.canvas.set_masks_visible(False)
+        return entry
+
+    async def _variations_made(self, doc, runs):
+        landed = await asyncio.gather(*(self._edited(doc, ended, request) for ended, request in runs))
+        entries = [entry for entry in landed if entry is not None]
+        if entries:
+            made = f"{len(entries)}" if len(entries) == len(runs) else f"{len(entries)} of {len(runs)}"
+            self.statusBar().showMessage(f"{made} variations made: star the ones you like.", 8000)
+        return entries
+
+    async def _compared(self, doc, runs):
+        foi_entry, plain_entry = await asyncio.gather(*(self._edited(doc, ended, request) for ended, request in runs))
+        if foi_entry is None or plain_entry is None:
+            return None
+        self.pair = (plain_entry, foi_entry)
+        self.results.select(foi_entry)
+        self._show_entry(foi_entry)
+        self.compare_action.setChecked(True)
+        self.canvas.set_compare(True)
+        self.statusBar().showMessage(f"Left: plain InstructPix2Pix, right: FoI (seed {foi_entry.seed}).", 8000)
+        return self.pair
+
+    def cancel(self) -> None:
+        """Stop the job selected in the results strip (a queued one ends at once), else the one running."""
+        selected = self.results.current_job_id()
+        job = self.jobs.get(selected) if selected is not None else None
+        if job is None or job.state.finished:
+            active = self.jobs.active()
+            job = self.jobs.running() or (active[0] if active else None)
+        if job is not None:
+            self._cancel([job])
+
+    def cancel_all(self) -> None:
+        self._cancel(self.jobs.active())
+
+    def _cancel(self, jobs) -> None:
+        for job in jobs:
+            self.jobs.cancel(job.id)
+            if job.state is JobState.RUNNING:
+                self.step_label.setText("Cancelling…")  # the engine stops within a step
+
+    def rerun_with_new_seed(self, entry) -> None:
+        self.copy_settings_from(entry, keep_seed=False)
+        self.start_edit(seed=random.randrange(2**31))
+
+    def copy_settings_from(self, entry, keep_seed: bool = True) -> None:
+        self.doc.settings = entry.settings
+        if keep_seed:
+            self.doc.set_seed(entry.seed, fixed=True)
+        self.statusBar().showMessage(
+            f"Using the settings of that result{f' and its seed {entry.seed}' if keep_seed else ''}.", 5000)
 
     async def _replace_missing_model(self, error) -> bool:
-        """Ask what to do without the model (Cancel is off meanwhile: nothing runs). True when
-        the user chose another one, which is now in use."""
+        """The job runner asks what to do without the model (Cancel is off meanwhile: the job
+        waits for the answer). True when the user chose another one, which is now in use."""
         self._close_load_dialog()
         self._end_progress()
         self.panel.set_token_counter(None, None)
-        self.model_label.setText(f"Model: {self._model_choice().model} (not available)")
+        self._show_model_state("not available")
         self._asking_model = True
         self._update_actions()
         try:
             replacement = await ask_model_missing(self, error)
         finally:
             self._asking_model = False
+            self._update_actions()
         if not replacement:
             return False
         self._model_override = replacement
@@ -766,111 +892,51 @@ class MainWindow(QMainWindow):
             self.doc.settings = self._run_settings(self.doc.settings)
         return True
 
-    async def find_regions(self):
-        doc = self.doc
-        instructions = doc.instructions()
-        layer_ids = [layer.id for layer in doc.layers]
-        self._begin_progress("Finding regions…")
-        located = await self.client.locate(doc.photo, instructions, doc.settings, doc.seed)
-        if doc is not self.doc:
-            return None
-        doc.apply_grounding(located, layer_ids)
-        self.masks_action.setChecked(True)
-        self.canvas.set_masks_visible(True)
-        self.statusBar().showMessage("Regions found: paint to correct them, then Edit.", 6000)
-        return located
+    # -- the jobs, as the queue tells them ----------------------------------------------------
+    def _on_job_event(self, event: JobEvent) -> None:
+        job = event.job
+        if event.kind == "progress":
+            self._show_progress(job)
+            return
+        if event.kind == "state" and job.state is JobState.RUNNING:
+            self._begin_progress(job)
+        elif event.kind == "state" and job.state.finished:
+            self._job_ended(job)
+        self._update_actions()
 
-    async def run_edit(self, seed: int | None = None):
-        return await self._run_request(self.doc, self.doc.edit_request(seed))
+    def _job_ended(self, job) -> None:
+        if job.id == self._progress_job:
+            self._progress_job = None
+            self._close_load_dialog()  # a model that did not load, a server that did not answer
+            self._end_progress()
+            if job.state is not JobState.DONE and self._preview is not None:
+                self._show_entry(self.shown_entry)  # off with its unfinished preview
+            self._preview = None
+        if job.state is JobState.FAILED:
+            self._show_model_state()  # no longer "loading…" or "connecting…"
+            doing = "Could not edit" if job.kind is JobKind.EDIT else "Could not find the regions"
+            self._notify(doing, job.error)
+            return  # its tile stays in the strip, with the reason, until the user discards it
+        if job.state is JobState.CANCELLED:
+            self.statusBar().showMessage("Cancelled.", 4000)
+        elif job.kind is JobKind.EDIT:
+            seconds = time.monotonic() - self._run_started
+            self.statusBar().showMessage(f"Edited in {_fmt_seconds(seconds)} ({job.label}).", 8000)
+        self.jobs.forget(job.id)  # a result now lands in the document; a cancelled job is gone
 
-    async def run_variations(self, count: int):
-        """count edits of the same request, each with its own seed (the first: the one Edit
-        would use), one after another; Cancel stops the rest, those done stay."""
-        doc = self.doc
-        request = self.doc.edit_request()
-        seeds = [request.seed]
-        while len(seeds) < count:
-            seed = random.randrange(2**31)
-            seeds += [seed] if seed not in seeds else []
-        entries = []
-        for n, seed in enumerate(seeds, start=1):
-            self.statusBar().showMessage(f"Variation {n} of {count} (seed {seed})…")  # until it is done
-            entry = await self._run_request(doc, dataclasses.replace(request, seed=seed))
-            if entry is None:
-                return None
-            entries.append(entry)
-        self.statusBar().showMessage(f"{count} variations made: star the ones you like.", 8000)
-        return entries
+    def _notify(self, title: str, message: str) -> None:
+        """Say what went wrong without waiting for OK: the jobs queued behind it go on."""
+        if self.failure_notice is None:
+            self.failure_notice = FailureNotice(self)
+        self.failure_notice.say(title, message)
 
-    async def compare_with_plain(self):
-        """The same request (instructions, masks, seed, settings) with FoI's focus and without
-        it, shown in the split view: plain InstructPix2Pix left, FoI right."""
-        doc = self.doc
-        request = self.doc.edit_request()
-        focused = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=True))
-        plain = dataclasses.replace(request, settings=dataclasses.replace(request.settings, focus=False))
-        foi_entry = await self._run_request(doc, focused, "Editing with FoI…")
-        if foi_entry is None:
-            return None
-        plain_entry = await self._run_request(doc, plain, "Editing as plain InstructPix2Pix…")
-        if plain_entry is None:
-            return None
-        self.pair = (plain_entry, foi_entry)
-        self.results.select(foi_entry)
-        self._show_entry(foi_entry)
-        self.compare_action.setChecked(True)
-        self.canvas.set_compare(True)
-        self.statusBar().showMessage(f"Left: plain InstructPix2Pix, right: FoI (seed {request.seed}).", 8000)
-        return self.pair
-
-    async def _run_request(self, doc, request, text: str = "Editing…"):
-        """One engine edit of request; its result joins the strip and is shown."""
-        if self._cancel_asked:
-            raise Cancelled("Cancelled before it started.")
-        self._begin_progress(text)
-        self._preview_box = doc.frame(request.settings.resolution).box
-        try:
-            result = await self.client.edit(request.photo, request.instructions, request.settings, request.seed,
-                                            request.masks)
-        except BaseException:
-            self._show_entry(self.shown_entry)  # cancelled or failed: off with its unfinished preview
-            raise
-        if doc is not self.doc:
-            return None
-        entry = doc.add_result(result, request)
-        self.results.select(entry)
-        self._show_entry(entry)
-        self.masks_action.setChecked(False)
-        self.canvas.set_masks_visible(False)
-        seconds = time.monotonic() - self._run_started
-        self.statusBar().showMessage(f"Edited in {_fmt_seconds(seconds)} (seed {request.seed}).", 8000)
-        return entry
-
-    def cancel(self) -> None:
-        if self.task is not None and not self.task.done():
-            self._cancel_asked = True
-            self.client.cancel()
-            self.step_label.setText("Cancelling…")
-
-    def rerun_with_new_seed(self, entry) -> None:
-        self.copy_settings_from(entry, keep_seed=False)
-        seed = random.randrange(2**31)
-        self._start(lambda: self.run_edit(seed=seed))
-
-    def copy_settings_from(self, entry, keep_seed: bool = True) -> None:
-        self.doc.settings = entry.settings
-        if keep_seed:
-            self.doc.set_seed(entry.seed, fixed=True)
-        self.statusBar().showMessage(
-            f"Using the settings of that result{f' and its seed {entry.seed}' if keep_seed else ''}.", 5000)
-
-    # -- progress ----------------------------------------------------------------------------
-    def _begin_progress(self, text: str) -> None:
+    def _begin_progress(self, job) -> None:
+        self._progress_job = job.id
         self._run_started = time.monotonic()
         self._steps_started = None
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
-        self.step_label.setText(text)
+        self.step_label.setText("Finding regions…" if job.kind is JobKind.LOCATE else "Editing…")
         self.eta_label.setText("")
 
     def _end_progress(self) -> None:
@@ -878,35 +944,37 @@ class MainWindow(QMainWindow):
         self.step_label.setText("")
         self.eta_label.setText("")
 
-    def _on_progress(self, step: int, steps: int, preview) -> None:
-        done = step + 1
+    def _show_progress(self, job) -> None:
         now = time.monotonic()
         if self._steps_started is None:
             # Time left from the steps' own pace (the first step includes loading and setup).
-            self._steps_started = (now, done)
-        self.progress_bar.setRange(0, steps)
-        self.progress_bar.setValue(done)
-        self.step_label.setText(f"Step {done}/{steps}")
+            self._steps_started = (now, job.step)
+        self.progress_bar.setRange(0, job.steps)
+        self.progress_bar.setValue(job.step)
+        self.progress_bar.show()
+        self.step_label.setText(f"Step {job.step}/{job.steps}")
         start, first = self._steps_started
-        if done > first:
-            per_step = (now - start) / (done - first)
-            self.eta_label.setText(f"{_fmt_seconds(per_step * (steps - done))} left")
-        if preview is not None and self.doc is not None:
-            self.canvas.show_result(preview, self._preview_box)
+        if job.step > first:
+            per_step = (now - start) / (job.step - first)
+            self.eta_label.setText(f"{_fmt_seconds(per_step * (job.steps - job.step))} left")
+        if job.preview is not None and job.preview is not self._preview and self.doc is not None:
+            self._preview = job.preview
+            self.canvas.show_result(job.preview, self.doc.frame(job.request.settings.resolution).box)
 
     def _on_loading(self, done: int, total: int, text: str) -> None:
+        remote = self._model_choice().remote
         if self._load_dialog is None:
             self._load_dialog = QProgressDialog(self)
-            self._load_dialog.setWindowTitle("Loading the model")
+            self._load_dialog.setWindowTitle("Connecting to the server" if remote else "Loading the model")
             self._load_dialog.setCancelButton(None)
             self._load_dialog.setMinimumDuration(500)
             self._load_dialog.setWindowModality(Qt.WindowModality.NonModal)
         dialog = self._load_dialog
-        dialog.setLabelText(f"{text}\n(once per session; the window stays usable)")
+        dialog.setLabelText(text if remote else f"{text}\n(once per session; the window stays usable)")
         dialog.setRange(0, total if total > 0 else 0)
         if total > 0:
             dialog.setValue(min(done, total))
-        self.model_label.setText(f"Model: {self._model_choice().model} (loading…)")
+        self._show_model_state("connecting…" if remote else "loading…")
 
     def _close_load_dialog(self) -> None:
         if self._load_dialog is not None:
@@ -915,23 +983,28 @@ class MainWindow(QMainWindow):
             self._load_dialog = None
 
     def _on_loaded(self, info) -> None:
+        """info None: a server stopped answering (the next run connects again)."""
         self._close_load_dialog()
         self._show_model_state()
-        self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
+        if info is not None:
+            self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
 
     def _on_tokenizer_loaded(self, max_tokens: int) -> None:
         self.panel.set_token_counter(self.client.count_tokens, max_tokens)  # before the model loads
 
-    def _show_model_state(self) -> None:
-        info = self.client.info
-        if info is None:
-            self.model_label.setText(f"Model: {self._model_choice().model} (loads when first needed)")
-            self.device_label.setText("")
-            self.random_label.setVisible(self._model_choice().model == TINY_RANDOM)
+    def _show_model_state(self, note: str | None = None) -> None:
+        """The model, and where it runs; note: "loading…", "not available"… while it is so. A
+        server's line names its model itself."""
+        choice, info = self._model_choice(), self.client.info
+        self.where_label.setText(where_runs(choice, info, note if choice.remote else None))
+        self.model_label.setVisible(not choice.remote)
+        if note is not None:
+            self.model_label.setText(f"Model: {choice.model} ({note})")
+        elif info is None:
+            self.model_label.setText(f"Model: {choice.model} (loads when first needed)")
         else:
             self.model_label.setText(f"Model: {info.model_name}")
-            self.device_label.setText(f"Device: {info.device}")
-            self.random_label.setVisible(info.random_weights)
+        self.random_label.setVisible(info.random_weights if info is not None else choice.model == TINY_RANDOM)
 
     # ------------------------------------------------------------------------------------------
     # Results and export
@@ -995,7 +1068,8 @@ class MainWindow(QMainWindow):
             setattr(self.preferences, name, value)
         save_preferences(self.preferences)
         # A choice made here replaces the command line's.
-        if "model" in changes:
+        engine_changed = bool({"model", "engine", "server_url"} & set(changes))
+        if engine_changed:
             self._model_override = None
         if "device" in changes:
             self._device_override = None
@@ -1003,7 +1077,7 @@ class MainWindow(QMainWindow):
             self._threads_override = 0
         if self.doc is not None:
             # Another model brings all the user's run settings back, then its own.
-            names = RUN_SETTINGS if "model" in changes else [name for name in RUN_SETTINGS if name in changes]
+            names = RUN_SETTINGS if engine_changed else [name for name in RUN_SETTINGS if name in changes]
             if names:
                 self.doc.settings = self._run_settings(self.doc.settings, names)
             if "fixed_seed" in changes or "seed" in changes:
@@ -1015,12 +1089,13 @@ class MainWindow(QMainWindow):
             self._show_model_state()
 
     def _settings_in_force(self) -> Preferences:
-        """The preferences as a run would use them now: the command line's model, device and
-        threads, the document's run settings (the model's own included) and seed."""
+        """The preferences as a run would use them now: the command line's model (which runs it
+        here), device and threads, the document's run settings (the model's own included) and seed."""
         prefs = self.preferences
-        choice = self._model_choice()
-        current = dataclasses.replace(prefs, model=choice.model, device=self._device_override or prefs.device,
-                                      threads=choice.threads)
+        current = dataclasses.replace(prefs, model=self._model_override or prefs.model,
+                                      engine="local" if self._model_override else prefs.engine,
+                                      device=self._device_override or prefs.device,
+                                      threads=self._threads_override or prefs.threads)
         current.take_settings(self.doc.settings if self.doc is not None else self._run_settings(EditSettings()))
         if self.doc is not None:
             current.fixed_seed = self.doc.fixed_seed
@@ -1041,17 +1116,16 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.hide()  # the current step may take a moment to finish
+        self.jobs.cancel_all()
+        self.runner.close()  # whoever awaits a job's result is cancelled
         self.client.cancel()
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
         if self._open_task is not None:
             self._open_task.cancel()  # the project being read is dropped unseen
         if self._owns_client:
             self.client.shutdown()
         else:
             for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
-                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded),
-                                 (self.client.progress, self._on_progress)):
+                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded)):
                 signal.disconnect(slot)
         if self.doc is not None:
             self.recovery.discard(self.doc)

@@ -1,10 +1,14 @@
-"""The engine's thread: one QThread owns the model; requests go in, signals come out.
+"""The engine's thread: one QThread owns the engine; requests go in, signals come out.
 
-`EngineWorker` lives in the thread and is the only code that touches the engine.
-`EngineClient` lives in the UI thread and turns requests into awaitables (qasync
-futures), so window code reads `result = await client.edit(...)` while the event loop
-keeps painting. The model loads lazily, on the first request that needs it; its tokenizer,
-which counts an instruction's tokens, as soon as the model is chosen."""
+`EngineWorker` lives in the thread and is the only code that touches the engine: any `Engine`
+(foi_engine.protocol), the model loaded here (`FoiEngine`) or a `foi serve` server's
+(`RemoteEngine`), opened by `open_engine` from the user's `ModelChoice`. `EngineClient` lives
+in the UI thread and turns requests into awaitables (qasync futures), so the job runner reads
+`result = await client.edit(...)` while the event loop keeps painting; progress carries the job
+id the request was made for. The engine loads (or connects) lazily, on the first request that
+needs it; a local model's tokenizer, which counts an instruction's tokens, as soon as the model
+is chosen. On a server there is no count here: reading a tokenizer loads torch, seconds this
+computer need not spend (the server refuses an instruction too long, in a sentence)."""
 
 from __future__ import annotations
 
@@ -16,12 +20,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from foi_engine import Cancelled, FoiError, ModelError, threads
-from foi_engine.errors import as_foi_error
+from foi_engine.catalog import is_server_url
+from foi_engine.errors import ServerGoneError, as_foi_error
 from foi_engine.prompt import count_tokens
+from foi_engine.protocol import EngineInfo
 
 log = logging.getLogger(__name__)
 # A live preview at most this often: decoding and painting it costs the UI a few ms.
@@ -30,21 +37,19 @@ PREVIEW_INTERVAL_S = 0.25
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model to load, where, and in what precision ("auto", "float32", "float16")."""
+    """Where runs happen, as `open_engine` takes it: a model name or folder loaded here (on
+    `device`, in `precision` "auto", "float32" or "float16"), or a `foi serve` server's URL
+    (http:// or https://, with its `token`), whose first model runs there."""
 
     model: str
     device: str | None = None
     precision: str = "auto"
     threads: int = 0  # CPU threads; 0: automatic (foi_engine.threads)
+    token: str | None = field(default=None, repr=False)  # the server's; never written to a log
 
-
-@dataclass(frozen=True)
-class EngineInfo:
-    model_name: str
-    device: str
-    random_weights: bool
-    max_tokens: int
-    engine: object = field(repr=False, compare=False)  # for count_tokens only (see EngineClient)
+    @property
+    def remote(self) -> bool:
+        return is_server_url(self.model)
 
 
 class RequestKind(Enum):
@@ -63,12 +68,14 @@ class _Request:
     kind: RequestKind
     args: tuple = ()
     cancel: threading.Event = field(default_factory=threading.Event)
+    job_id: int = 0  # the job it runs for: its progress carries this id
 
 
-def _load_engine(choice: ModelChoice, progress):
-    from foi_engine import FoiEngine
+def _open_engine(choice: ModelChoice, progress):
+    from foi_engine.protocol import open_engine
 
-    return FoiEngine.from_pretrained(choice.model, device=choice.device, precision=choice.precision, progress=progress)
+    return open_engine(choice.model, device=choice.device, precision=choice.precision, progress=progress,
+                       token=choice.token)
 
 
 def _load_tokenizer(model: str):
@@ -77,14 +84,41 @@ def _load_tokenizer(model: str):
     return load_tokenizer(model)
 
 
+def check_server(url: str, token: str | None) -> EngineInfo:
+    """Connect to a `foi serve` server, ask what it runs, hang up: its EngineInfo, or the
+    FoiError that says in one line why not (unreachable, token refused, another version).
+    It waits on the network: call it off the UI thread."""
+    from foi_engine.remote import RemoteEngine
+
+    with RemoteEngine.connect(url, token=token) as engine:
+        return engine.info()
+
+
+DEVICE_NAMES = {"cpu": "CPU", "mps": "Apple graphics"}  # others: "graphics card cuda:0"
+
+
+def where_runs(choice: ModelChoice, info: EngineInfo | None, note: str | None = None) -> str:
+    """The status bar's line: where runs happen and, once the engine has answered, on what
+    (a server's note until then: "connecting…")."""
+    if choice.remote:
+        parts = urlsplit(choice.model)
+        server = parts.netloc + parts.path.rstrip("/")
+        if info is None:
+            return f"Runs on server {server} ({note or 'connects when first needed'})"
+        return f"Runs on server {server} — {info.model_name}, {info.device}"
+    if info is None:
+        return "Runs on this computer"
+    return f"Runs on this computer ({DEVICE_NAMES.get(info.device, f'graphics card {info.device}')})"
+
 
 class EngineWorker(QObject):
-    """Runs in the engine thread. Every signal carries the request id first."""
+    """Runs in the engine thread. Every signal carries the request id first (progress: the
+    job id its request was made for)."""
 
     loading = Signal(int, int, int, str)  # id, done, total, text
-    loaded = Signal(int, object)  # id, EngineInfo
+    loaded = Signal(int, object)  # id, EngineInfo; None: the engine went away (a server stopped answering)
     tokenizer = Signal(int, object, object)  # id, ModelChoice, its tokenizer
-    progress = Signal(int, int, int, object)  # id, step, steps, preview (PIL image or None)
+    progress = Signal(int, int, int, object)  # job id, step, steps, preview (PIL image or None)
     located = Signal(int, object)  # id, LocateResult
     edited = Signal(int, object)  # id, EditResult
     failed = Signal(int, object)  # id, exception with a readable message
@@ -92,7 +126,7 @@ class EngineWorker(QObject):
 
     def __init__(self):
         super().__init__()
-        self._engine = None
+        self._engine = None  # an Engine, opened from the choice on first use
         self._choice: ModelChoice | None = None
 
     @Slot(object)
@@ -103,18 +137,18 @@ class EngineWorker(QObject):
             if request.kind is RequestKind.CONFIGURE:
                 choice = request.args[0]
                 if self._choice is None or dataclasses.replace(self._choice, threads=choice.threads) != choice:
-                    self._engine = None  # another model, device or precision; threads change in place
+                    self._engine = None  # another model, device, precision or server; threads change in place
                 self._choice = choice
                 threads.apply(choice.threads, leave_free=1)  # the UI thread keeps a core
                 return
             if request.kind is RequestKind.TOKENIZER:
-                choice = request.args[0]
-                self.tokenizer.emit(request.id, choice, _load_tokenizer(choice.model))
+                choice, model = request.args
+                self.tokenizer.emit(request.id, choice, _load_tokenizer(model))
                 return
             was_loaded = self._engine is not None
             engine = self._ensure_engine(request)
             if request.kind is RequestKind.LOAD and was_loaded:
-                self.loaded.emit(request.id, self._info())
+                self.loaded.emit(request.id, engine.info())
             elif request.kind is RequestKind.LOCATE:
                 self.located.emit(request.id, engine.locate(*request.args))
             elif request.kind is RequestKind.EDIT:
@@ -125,7 +159,11 @@ class EngineWorker(QObject):
         except Cancelled:
             self.cancelled.emit(request.id)
         except BaseException as error:  # noqa: BLE001 - the thread must survive anything the model does
-            if not isinstance(error, FoiError):
+            if isinstance(error, ServerGoneError):
+                # The server may come back (restarted): the next request connects afresh.
+                self._engine = None
+                self.loaded.emit(request.id, None)
+            elif not isinstance(error, FoiError):
                 log.error("The engine failed", exc_info=error)  # the message says the log has the details
             self.failed.emit(request.id, as_foi_error(error))
 
@@ -133,15 +171,12 @@ class EngineWorker(QObject):
         if self._engine is None:
             if self._choice is None:
                 raise ModelError("No model is chosen: open Settings and choose one.")
-            self.loading.emit(request.id, 0, 0, f"Loading {self._choice.model}…")
-            self._engine = _load_engine(
+            doing = "Connecting to" if self._choice.remote else "Loading"
+            self.loading.emit(request.id, 0, 0, f"{doing} {self._choice.model}…")
+            self._engine = _open_engine(
                 self._choice, lambda done, total, text: self.loading.emit(request.id, int(done), int(total), str(text)))
-            self.loaded.emit(request.id, self._info())
+            self.loaded.emit(request.id, self._engine.info())
         return self._engine
-
-    def _info(self) -> EngineInfo:
-        engine = self._engine
-        return EngineInfo(engine.model_name, engine.device, engine.random_weights, engine.max_tokens, engine)
 
     def _step_reporter(self, request: _Request):
         last_preview = [0.0]
@@ -152,7 +187,7 @@ class EngineWorker(QObject):
             send = step + 1 == steps or now - last_preview[0] >= PREVIEW_INTERVAL_S
             if send:
                 last_preview[0] = now
-            self.progress.emit(request.id, int(step), int(steps), preview if send else None)
+            self.progress.emit(request.job_id, int(step), int(steps), preview if send else None)
 
         return on_step
 
@@ -162,9 +197,9 @@ class EngineClient(QObject):
 
     submit = Signal(object)  # to the worker (queued across threads)
     loading = Signal(int, int, str)  # done, total, text
-    loaded = Signal(object)  # EngineInfo
+    loaded = Signal(object)  # EngineInfo; None: the engine went away, the next run connects again
     tokenizerLoaded = Signal(int)  # the model's most tokens: count_tokens counts from now on
-    progress = Signal(int, int, object)  # step, steps, preview or None
+    progress = Signal(int, int, int, object)  # job id, step, steps, preview or None
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -172,7 +207,7 @@ class EngineClient(QObject):
         self._pending: dict[int, tuple[_Request, asyncio.Future]] = {}
         self.info: EngineInfo | None = None
         self.choice: ModelChoice | None = None
-        self._tokenizer = None  # the chosen model's, for counting before the model loads
+        self._tokenizer = None  # the chosen model's, read here: counting never waits for a run
         self._thread = QThread()
         self._thread.setObjectName("FoI engine")
         self._worker = EngineWorker()
@@ -192,24 +227,30 @@ class EngineClient(QObject):
 
     # -- requests ---------------------------------------------------------------
     def set_model(self, choice: ModelChoice) -> None:
-        """Use this model from the next request on; nothing loads until one needs it but its
-        tokenizer (tokenizerLoaded says when; a model not on this computer has none yet)."""
+        """Use this model (or server) from the next request on; nothing loads until one needs
+        it but a local model's tokenizer (tokenizerLoaded says when; a model not on this
+        computer has none yet)."""
         if choice == self.choice:
             return  # keep the loaded engine
         self.choice, self.info, self._tokenizer = choice, None, None
         self.submit.emit(_Request(0, RequestKind.CONFIGURE, (choice,)))
-        # No future: a tokenizer that cannot be read leaves the count to the loaded model.
-        self.submit.emit(_Request(next(self._ids), RequestKind.TOKENIZER, (choice,)))
+        if not choice.remote:
+            self._read_tokenizer(choice.model)
 
     def load(self) -> asyncio.Future:
-        """Load the chosen model now (locate and edit would load it anyway)."""
+        """Load the chosen model (or connect to the server) now; locate and edit would anyway."""
         return self._start(RequestKind.LOAD)
 
-    def locate(self, image, instructions, settings, seed) -> asyncio.Future:
-        return self._start(RequestKind.LOCATE, image, tuple(instructions), settings, seed)
+    def locate(self, image, instructions, settings, seed, job_id: int = 0,
+               cancel: threading.Event | None = None) -> asyncio.Future:
+        return self._start(RequestKind.LOCATE, image, tuple(instructions), settings, seed, job_id=job_id,
+                           cancel=cancel)
 
-    def edit(self, image, instructions, settings, seed, masks) -> asyncio.Future:
-        return self._start(RequestKind.EDIT, image, tuple(instructions), settings, seed, masks)
+    def edit(self, image, instructions, settings, seed, masks, job_id: int = 0,
+             cancel: threading.Event | None = None) -> asyncio.Future:
+        """cancel: the job's own event (it stops within a step once set); progress carries job_id."""
+        return self._start(RequestKind.EDIT, image, tuple(instructions), settings, seed, masks, job_id=job_id,
+                           cancel=cancel)
 
     def cancel(self) -> None:
         """Every running and queued request stops within one step."""
@@ -217,12 +258,9 @@ class EngineClient(QObject):
             request.cancel.set()
 
     def count_tokens(self, instructions) -> int | None:
-        """Tokens the instructions use, or None before the model or its tokenizer is loaded.
-        The tokenizer only reads its vocabulary, so the UI thread may use it while the worker
-        runs."""
+        """Tokens the instructions use, or None before the model's tokenizer is read. It only
+        reads its vocabulary, so the UI thread may use it while the worker runs."""
         try:
-            if self.info is not None:
-                return self.info.engine.count_tokens(list(instructions))
             if self._tokenizer is not None:
                 return count_tokens(self._tokenizer, list(instructions))
         except Exception:  # noqa: BLE001 - a counter must never break typing
@@ -236,31 +274,38 @@ class EngineClient(QObject):
         return self._thread.wait(timeout_ms)
 
     # -- plumbing -----------------------------------------------------------------
-    def _start(self, kind: RequestKind, *args) -> asyncio.Future:
+    def _start(self, kind: RequestKind, *args, job_id: int = 0,
+               cancel: threading.Event | None = None) -> asyncio.Future:
         future = asyncio.get_event_loop().create_future()
-        request = _Request(next(self._ids), kind, args)
+        request = _Request(next(self._ids), kind, args, cancel or threading.Event(), job_id)
         self._pending[request.id] = (request, future)
         self.submit.emit(request)
         return future
+
+    def _read_tokenizer(self, model: str) -> None:
+        # No future: a tokenizer that cannot be read leaves the counter silent.
+        self.submit.emit(_Request(next(self._ids), RequestKind.TOKENIZER, (self.choice, model)))
 
     @Slot(int, int, int, str)
     def _on_loading(self, _request_id: int, done: int, total: int, text: str) -> None:
         self.loading.emit(done, total, text)
 
     @Slot(int, int, int, object)
-    def _on_progress(self, _request_id: int, step: int, steps: int, preview) -> None:
-        self.progress.emit(step, steps, preview)
+    def _on_progress(self, job_id: int, step: int, steps: int, preview) -> None:
+        self.progress.emit(job_id, step, steps, preview)
 
     @Slot(int)
     def _on_cancelled(self, request_id: int) -> None:
         self._reject(request_id, Cancelled("Cancelled."))
 
     @Slot(int, object)
-    def _on_loaded(self, request_id: int, info: EngineInfo) -> None:
+    def _on_loaded(self, request_id: int, info: EngineInfo | None) -> None:
         self.info = info
         self.loaded.emit(info)
+        if info is not None and self._tokenizer is None and not self.choice.remote:
+            self._read_tokenizer(info.model_name)  # a model downloaded just now
         pending = self._pending.get(request_id)
-        if pending is not None and pending[0].kind is RequestKind.LOAD:
+        if info is not None and pending is not None and pending[0].kind is RequestKind.LOAD:
             self._resolve(request_id, info)
 
     @Slot(int, object, object)

@@ -2,18 +2,24 @@
 
 The engine's mask is a float32 array in [0, 1]. Masks painted at the photo's size are
 brought to the working frame like the photo; any other mask must already have the
-working frame's aspect. Resizing down averages (area), resizing up repeats (nearest)."""
+working frame's aspect. Resizing down averages (area), resizing up repeats (nearest).
+
+torch loads only in the functions that need it: a server's client checks its masks with
+`as_mask` (wire.py) and never needs the model's library."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .errors import MaskError
 from .mask_values import as_mask
 from .photo import WorkingFrame
+
+if TYPE_CHECKING:
+    import torch
 
 
 def to_working_frame(mask, index: int, frame: WorkingFrame) -> np.ndarray:
@@ -34,6 +40,8 @@ def to_working_frame(mask, index: int, frame: WorkingFrame) -> np.ndarray:
 
 def resize(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(h, w) → size=(h', w'): area when shrinking in both dimensions, nearest otherwise."""
+    import torch.nn.functional as F
+
     if tuple(mask.shape) == tuple(size):
         return mask
     mode = "area" if size[0] <= mask.shape[0] and size[1] <= mask.shape[1] else "nearest"
@@ -42,6 +50,8 @@ def resize(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def union(masks: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
     """M_union at a size: element-wise max of the masks, each first resized to that size."""
+    import torch
+
     result = resize(masks[0], size)
     for mask in masks[1:]:
         result = torch.maximum(result, resize(mask, size))

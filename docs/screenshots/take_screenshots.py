@@ -103,10 +103,16 @@ def tiny_flow(app, loop, settle, shot) -> None:
     window.doc.settings = EditSettings(steps=60, resolution=256)
     task = window.start_edit()
     seen = []
-    window.client.progress.connect(lambda step, steps, preview: seen.append(step))
+    window.client.progress.connect(lambda _job, step, steps, preview: seen.append(step))
+    while len(seen) < 6 and not task.done():
+        settle(0.1)
+    window.variations_box.setValue(2)
+    window.variations_action.trigger()  # two more edits queue behind the running one
     while len(seen) < 12 and not task.done():
         settle(0.1)
     shot("04-editing-progress.png")
+    for job in window.jobs.active()[1:]:
+        window.jobs.cancel(job.id)  # the pictures after this one show the first result alone
     loop.run_until_complete(task)
     shot("05-result-history.png")
 

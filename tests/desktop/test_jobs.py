@@ -107,3 +107,13 @@ def test_a_view_hears_only_the_kinds_of_job_event_it_connects_to(queue):
         queue.progress(job.id, 1, 2)
     queue.finish(job.id, "result")
     assert [(e.kind, e.job.step) for e in progress] == [(JobEventKind.PROGRESS, 1)]
+
+
+def test_forget_drops_a_finished_job_and_says_so(queue, seen):
+    job = queue.enqueue(JobKind.EDIT)
+    queue.take()
+    with pytest.raises(JobError):
+        queue.forget(job.id)  # still running
+    queue.fail(job.id, "The server stopped answering.")
+    queue.forget(job.id)
+    assert queue.jobs() == [] and (seen[-1].kind, seen[-1].job_id) == ("removed", job.id)

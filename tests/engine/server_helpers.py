@@ -19,35 +19,59 @@ from foi_engine.protocol import EngineInfo
 @contextlib.contextmanager
 def running_server(engines: dict, ssl_certfile=None, ssl_keyfile=None, **options):
     """uvicorn on a free port of 127.0.0.1, in a thread: yields (url, scheduler)."""
-    import uvicorn
-
-    from foi_engine.scheduler import Device, Scheduler
-    from foi_engine.server import ServerOptions, create_app
-
-    scheduler_options = {k: options.pop(k) for k in ("keep_results", "keep_seconds", "max_queued_per_client",
-                                                     "preview_interval") if k in options}
-    scheduler = Scheduler([Device("cpu", engines)], **scheduler_options)
-    scheduler.start()
-    app = create_app(scheduler, ServerOptions(**options))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio",
-                                           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.02)
+    server = LoopbackServer(engines, ssl_certfile, ssl_keyfile, **options)
+    server.start()
     try:
-        yield f"{'https' if ssl_certfile else 'http'}://127.0.0.1:{port}", scheduler
+        yield server.url, server.scheduler
     finally:
-        server.should_exit = True
-        scheduler.stop(5)
-        thread.join(10)
-        sock.close()
+        server.stop()
+
+
+class LoopbackServer:
+    """A `foi serve` app (its scheduler on `engines`) served by uvicorn on 127.0.0.1 in a
+    thread. stop() ends it as a killed server ends for its clients: the port closes first,
+    their sockets drop, and only then do its jobs stop; start() again is the server restarted
+    on the same port, with nothing of its jobs remembered."""
+
+    def __init__(self, engines: dict, ssl_certfile=None, ssl_keyfile=None, **options):
+        self.engines, self.options = engines, options
+        self.scheduler_options = {k: options.pop(k) for k in ("keep_results", "keep_seconds",
+                                                               "max_queued_per_client", "preview_interval")
+                                  if k in options}
+        self.ssl = (ssl_certfile, ssl_keyfile)
+        self.port = 0  # a free one, at the first start
+        self.scheduler = None
+        self._server = self._thread = self._sock = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl[0] else 'http'}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import uvicorn
+
+        from foi_engine.scheduler import Device, Scheduler
+        from foi_engine.server import ServerOptions, create_app
+
+        self.scheduler = Scheduler([Device("cpu", self.engines)], **self.scheduler_options)
+        self.scheduler.start()
+        app = create_app(self.scheduler, ServerOptions(**self.options))
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the same port again after a stop
+        self._sock.bind(("127.0.0.1", self.port))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio",
+                                                     ssl_certfile=self.ssl[0], ssl_keyfile=self.ssl[1],
+                                                     timeout_graceful_shutdown=1))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server.started, 20, "the test server to start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+        self.scheduler.stop(5)
 
 
 class GateEngine:

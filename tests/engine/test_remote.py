@@ -335,6 +335,20 @@ WEB_MODULES = ("fastapi", "starlette", "uvicorn", "httpx", "websockets", "foi_en
                "foi_engine.scheduler")
 
 
+def test_a_client_sends_masks_without_the_model_library():
+    """The editor on a server never loads torch (seconds, on a small computer): checking and
+    encoding a request's masks does not need it."""
+    script = ("import sys; sys.modules['torch'] = None\n"
+              "import numpy as np\nfrom PIL import Image\n"
+              "from foi_engine import EditSettings, Instruction, wire\nfrom foi_engine.remote import RemoteEngine\n"
+              "body = wire.request_to_json('edit', Image.new('RGB', (64, 64)), [Instruction('make it red')],\n"
+              "                            EditSettings(resolution=64), 0, masks=[np.ones((64, 64))])\n"
+              "print(len(body['masks']))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.split() == ["1"], out.stderr
+
+
 def test_the_command_line_runs_without_the_web_server_libraries(capsys, tmp_path, photo, monkeypatch):
     """`foi --help` and a local `foi edit` never import FastAPI, uvicorn, httpx or websockets:
     with those made unimportable (None in sys.modules), both still work."""

@@ -4,8 +4,9 @@ import types
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from foi_desktop.imaging import qimage_to_pil
 from foi_engine import EditSettings
@@ -30,3 +31,16 @@ def add_made_up_result(doc):
         settings=EditSettings(steps=4, resolution=128), seed=11, frame=frame, model_name="tiny-random",
         random_weights=True)
     return doc.add_result(result, doc.edit_request_snapshot())
+
+
+def answer_settings(qtbot, window, answer):
+    """Open Settings from the window; answer(dialog) runs on the shown dialog, which then gets OK."""
+
+    def respond():
+        dialog = QApplication.activeModalWidget()
+        answer(dialog)
+        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
+                         Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, respond)
+    window.open_settings()

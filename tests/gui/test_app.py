@@ -10,6 +10,7 @@ from PySide6.QtCore import QMimeData, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QImage
 
 from foi_desktop import assets
+from gui_helpers import answer_settings
 
 
 def test_starts_without_a_photo_on_the_sample_with_two_instructions(qtbot, loop):
@@ -145,7 +146,7 @@ def test_the_model_dialog_is_one_paragraph_that_offers_shapes_and_random_weights
 def test_mistakes_become_messages_not_tracebacks(window, run, errors, photo_path):
     window.open_path(photo_path)
     window.doc.add_layer("")  # an empty instruction
-    assert run(window.start_edit()) is None
+    assert window.start_edit() is None and window.jobs.jobs() == []  # said at once, nothing queued
     assert len(errors) == 1 and "empty" in errors[0][1] and "Traceback" not in errors[0][1]
     assert window.doc.results == []
     assert not window.open_path(os.path.join(os.path.dirname(photo_path), "missing.jpg"))
@@ -189,21 +190,6 @@ def test_settings_dialog_refuses_what_the_engine_refuses(qtbot, loop):
     assert dialog.result() == dialog.DialogCode.Accepted
 
 
-def _answer_settings(qtbot, window, answer):
-    """Open Settings from the window; answer(dialog) runs on the shown dialog, which then gets OK."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QDialogButtonBox
-
-    def respond():
-        dialog = QApplication.activeModalWidget()
-        answer(dialog)
-        qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
-                         Qt.MouseButton.LeftButton)
-
-    QTimer.singleShot(0, respond)
-    window.open_settings()
-
-
 def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qtbot):
     import dataclasses
 
@@ -219,12 +205,12 @@ def test_settings_show_the_model_in_force_and_ok_changes_nothing(make_window, qt
         shown.update(model=dialog.model(), steps=dialog.steps.value(), resolution=dialog.resolution.value(),
                      locked=not dialog.resolution.isEnabled())
 
-    _answer_settings(qtbot, window, look)
+    answer_settings(qtbot, window, look)
     assert shown == {"model": SHAPES, "steps": 50, "resolution": 64, "locked": True}
     assert window.client.choice is choice and window.doc.settings == settings and not window.doc.modified
     assert dataclasses.asdict(window.preferences) == stored
     # A change made there changes that alone: the model and its own settings stay.
-    _answer_settings(qtbot, window, lambda dialog: dialog.strength.setValue(0.8))
+    answer_settings(qtbot, window, lambda dialog: dialog.strength.setValue(0.8))
     assert window.doc.settings == dataclasses.replace(settings, strength=0.8)
     assert window.client.choice is choice and window.preferences.resolution == 512
 
@@ -284,7 +270,7 @@ def test_closing_mid_run_cancels_and_exits_cleanly(make_window, qtbot, loop):
     window.open_sample()
     window.doc.settings = EditSettings(steps=400, strength=1.0, resolution=128)
     steps = []
-    window.client.progress.connect(lambda step, total, preview: steps.append(step))
+    window.client.progress.connect(lambda _job, step, total, preview: steps.append(step))
     finished = []  # counted in the engine's thread, as each step ends
     window.client._worker.progress.connect(lambda _id, step, _total, _preview: finished.append(step),
                                            Qt.ConnectionType.DirectConnection)

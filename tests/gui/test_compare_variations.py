@@ -73,17 +73,19 @@ def test_variations_each_have_their_own_seed_and_can_be_starred(window, qtbot, r
     assert [entry.starred for entry in window.doc.results] == [True, False, False]
 
 
-def test_cancel_stops_the_remaining_variations(window, qtbot, run, photo_path):
+def test_cancel_all_stops_the_remaining_variations(window, qtbot, run, photo_path):
     window.open_path(photo_path)
     window.doc.add_layer("make it snowy")
     window.doc.settings = EditSettings(steps=4, resolution=64)
-    # Cancel as the first variation lands, before the next one starts.
-    window.doc.events.results.connect(lambda _event: window.cancel_action.trigger())
+    # Cancel All as the first variation lands: the second is running, the last two wait.
+    window.doc.events.results.connect(lambda _event: window.cancel_all_action.trigger())
     window.variations_box.setValue(4)
     window.variations_action.trigger()
-    assert run(window.task) is None
-    assert len(window.doc.results) == 1
-    assert window.statusBar().currentMessage() == "Cancelled."
+    assert len(window.jobs.active()) == 4  # Edit ×4 is four jobs
+    entries = run(window.task)
+    assert len(entries) == 1 and window.doc.results == entries
+    assert window.jobs.jobs() == [] and window.results.list.count() == 1
+    assert window.statusBar().currentMessage() == "1 of 4 variations made: star the ones you like."
 
 
 def test_the_keyword_list_offers_what_the_instruction_names(window, qtbot, photo_path):

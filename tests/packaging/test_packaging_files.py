@@ -99,6 +99,19 @@ def test_spec_excludes_nothing_the_app_imports():
     assert not clashes
 
 
+def test_spec_bundles_the_server_client_the_editor_imports_late_and_no_server():
+    constants = spec_constants()
+    remote = ROOT / "foi_engine" / "remote.py"
+    late = {name for name in imported_modules(remote) if name.split(".")[0] in ("httpx", "websockets", "certifi")}
+    assert {"httpx", "certifi", "websockets.sync.client"} <= late
+    assert all(under(name, constants["SERVER_CLIENT"]) for name in late)
+    assert "foi_engine.remote" in constants["SERVER_CLIENT"]
+    assert {"foi_engine.server", "fastapi", "uvicorn"} <= set(constants["PYTHON_UNUSED"])
+    # pillow-heif is imported where photos are opened, at the top: the analysis finds it.
+    assert "pillow_heif" in {node.names[0].name for node in ast.parse((ROOT / "foi_engine" / "photo.py").read_text(
+        encoding="utf-8")).body if isinstance(node, ast.Import)}
+
+
 def test_launcher_and_console_script_run_the_same_main():
     scripts = pyproject()["project"]["scripts"]
     assert scripts["foi-desktop"] == "foi_desktop.app:main"

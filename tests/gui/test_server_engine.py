@@ -1,0 +1,176 @@
+"""The editor running on a `foi serve` server: Settings ▸ Engine's choice and its Test
+connection, the status bar, and a server that stops mid-job. Loopback only: the server runs in
+this process (tests/engine/server_helpers.py), its engine a gate the test opens."""
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from foi_desktop.jobs import JobState
+from foi_desktop.preferences import Preferences, load_preferences, save_preferences
+from foi_engine import EditSettings
+from foi_engine.version import version
+from gui_helpers import answer_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # the server tests' helpers
+from server_helpers import GateEngine, LoopbackServer, running_server  # noqa: E402
+
+TOKEN = "a-token-of-twenty-four-c"
+
+
+def test_the_engine_choice_persists_between_runs(qapp):
+    prefs = Preferences(model="tiny-random", engine="server", server_url="https://gpu-box.example.org:8765",
+                        server_token=TOKEN)
+    save_preferences(prefs)
+    assert load_preferences() == prefs
+    save_preferences(Preferences(engine="local"))
+    assert load_preferences().engine == "local"
+
+
+def test_settings_engine_page_choice_round_trips_and_the_status_bar_says_where_runs_happen(make_window, qtbot):
+    window = make_window()
+    assert window.where_label.text() == "Runs on this computer" and window.model_label.isVisibleTo(window)
+
+    def choose_server(dialog):
+        assert dialog.local_button.isChecked() and not dialog.server_rows.isEnabled()
+        dialog.server_button.setChecked(True)
+        dialog.server_url.setText("http://127.0.0.1:8765")
+        dialog.server_token.setText(TOKEN)
+
+    answer_settings(qtbot, window, choose_server)
+    prefs = window.preferences
+    assert (prefs.engine, prefs.server_url, prefs.server_token) == ("server", "http://127.0.0.1:8765", TOKEN)
+    assert load_preferences().server_token == TOKEN  # saved as the other preferences are
+    choice = window.client.choice
+    assert choice.remote and choice.model == "http://127.0.0.1:8765" and choice.token == TOKEN
+    assert TOKEN not in repr(choice)
+    assert window.where_label.text() == "Runs on server 127.0.0.1:8765 (connects when first needed)"
+    assert not window.model_label.isVisibleTo(window)  # the server's line names its model
+
+    shown = {}
+
+    def look_then_go_local(dialog):
+        shown.update(server=dialog.server_button.isChecked(), url=dialog.server_url.text(),
+                     token=dialog.server_token.text(), local_rows=dialog.local_rows.isEnabled())
+        dialog.local_button.setChecked(True)
+
+    answer_settings(qtbot, window, look_then_go_local)
+    assert shown == {"server": True, "url": "http://127.0.0.1:8765", "token": TOKEN, "local_rows": False}
+    assert window.preferences.engine == "local" and not window.client.choice.remote
+    assert window.where_label.text() == "Runs on this computer"
+
+
+def test_a_server_address_that_is_not_one_is_refused_on_the_engine_page(qtbot):
+    from foi_desktop.dialogs import SettingsDialog
+
+    dialog = SettingsDialog(Preferences())
+    qtbot.addWidget(dialog)
+    dialog.server_button.setChecked(True)
+    dialog.server_url.setText("gpu-box:8765")
+    dialog.pages.setCurrentIndex(1)
+    dialog.accept()
+    assert dialog.result() == 0 and dialog.pages.currentIndex() == 0
+    assert dialog.error_label.text() == "Write the server's address as http://host:port or https://host:port."
+
+
+def test_test_connection_reports_the_servers_model_device_and_version_or_why_not(qtbot, loop):
+    from foi_desktop.dialogs import SettingsDialog
+
+    def test(dialog):
+        dialog.test_button.click()
+        qtbot.waitUntil(dialog.test_button.isEnabled, timeout=30000)
+        return dialog.test_label.text()
+
+    with running_server({"gate": GateEngine()}, tokens=(TOKEN,), local_only=False) as (url, _scheduler):
+        dialog = SettingsDialog(Preferences(engine="server", server_url=url, server_token=TOKEN))
+        qtbot.addWidget(dialog)
+        assert test(dialog) == f"Connected: model gate on cpu, FoI Studio {version()}."
+        dialog.server_token.setText("a-wrong-token-of-24-char")
+        assert dialog.test_label.text() == ""  # another token: the last answer no longer holds
+        assert test(dialog).startswith(f"The server at {url} refused the token: check it")
+    assert test(dialog).startswith(f"Cannot reach the server at {url} (")
+    assert "Traceback" not in dialog.test_label.text()
+
+
+def test_test_connection_never_waits_on_the_network_in_the_window(qtbot, loop):
+    """A server that takes the connection and never answers: the dialog stays live."""
+    from foi_desktop.dialogs import SettingsDialog
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        dialog = SettingsDialog(Preferences(engine="server", server_url=url))
+        qtbot.addWidget(dialog)
+        started = time.monotonic()
+        dialog.test_button.click()
+        assert time.monotonic() - started < 1.0
+        assert dialog.test_label.text() == f"Asking {url}…" and not dialog.test_button.isEnabled()
+        qtbot.wait(300)  # the window goes on handling events meanwhile
+        assert not dialog.test_button.isEnabled()
+    # Closed with the question pending: that is an answer too.
+    qtbot.waitUntil(dialog.test_button.isEnabled, timeout=30000)
+    assert dialog.test_label.text().startswith(f"Cannot reach the server at {url}") or \
+        dialog.test_label.text().startswith(f"The server at {url}")
+
+
+def test_a_server_stopping_mid_job_fails_the_job_leaves_the_document_and_the_next_run_connects(
+        make_window, qtbot, run, photo_path):
+    engine = GateEngine(steps=3)
+    server = LoopbackServer({"gate": engine})
+    server.start()
+    try:
+        window = make_window(engine="server", server_url=server.url)
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        window.doc.settings = EditSettings(steps=3, resolution=64)
+        doc, masks, undo = window.doc, [layer.mask.copy() for layer in window.doc.layers], window.doc.undo_text
+        task = window.start_edit()
+        qtbot.waitUntil(engine.started.is_set, timeout=60000)  # the edit runs on the server
+        qtbot.waitUntil(lambda: "— gate, cpu" in window.where_label.text(), timeout=10000)
+        assert window.where_label.text() == f"Runs on server 127.0.0.1:{server.port} — gate, cpu"
+        server.stop()  # as if killed: the port closes under the running job
+        assert run(task, timeout=120) is None
+        job, = window.jobs.jobs()
+        assert job.state is JobState.FAILED
+        assert job.error.startswith(f"The server at {server.url} stopped answering during the edit")
+        assert "\n" not in job.error and "Traceback" not in job.error
+        notice = window.failure_notice
+        assert notice.isVisible() and (notice.windowTitle(), notice.text()) == ("Could not edit", job.error)
+        strip = window.results.list
+        assert [strip.item(row).text() for row in range(strip.count())] == ["Failed\nseed 0"]
+        assert window.doc is doc and doc.results == [] and doc.undo_text == undo
+        assert all(np.array_equal(layer.mask, mask) for layer, mask in zip(doc.layers, masks))
+        assert window.where_label.text() == f"Runs on server 127.0.0.1:{server.port} (connects when first needed)"
+
+        server.start()  # restarted, on the same port
+        engine.gate.set()
+        entry = run(window.start_edit(), timeout=120)
+        assert entry is not None and doc.results == [entry] and entry.model_name == "gate"
+        # The failed job's tile stays until the user discards it.
+        assert strip.item(0).text().startswith("#1 FoI") and strip.item(1).text() == "Failed\nseed 0"
+        strip.setCurrentRow(1)
+        qtbot.mouseClick(window.results.discard_button, Qt.MouseButton.LeftButton)
+        assert window.jobs.jobs() == [] and strip.count() == 1 and doc.results == [entry]
+    finally:
+        server.stop()
+
+
+def test_a_server_not_there_fails_the_job_in_a_line_and_the_window_carries_on(make_window, run, photo_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again: nobody listens there
+    window = make_window(engine="server", server_url=url)
+    window.open_path(photo_path)
+    window.doc.add_layer("make it snowy")
+    assert run(window.start_find_regions(), timeout=120) is None
+    job, = window.jobs.jobs()
+    assert job.state is JobState.FAILED and job.error.startswith(f"Cannot reach the server at {url} (")
+    assert window.failure_notice.windowTitle() == "Could not find the regions"
+    assert window._load_dialog is None and not window.progress_bar.isVisible()
+    assert window.where_label.text() == f"Runs on server 127.0.0.1:{url.rsplit(':', 1)[1]} (connects when first needed)"
+    assert window.find_action.isEnabled() and not window.cancel_action.isEnabled()
