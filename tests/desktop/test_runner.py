@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from foi_desktop.document import EditRequest
 from foi_desktop.jobs import JobKind, JobQueue, JobState
 from foi_desktop.runner import JobRunner
 from foi_engine import Cancelled, ModelError
@@ -36,10 +37,10 @@ class FakeClient:
         self.choice = SimpleNamespace(remote=remote)
         self.calls = []
 
-    def edit(self, photo, instructions, settings, seed, masks, job_id, cancel):
+    def edit(self, image, instructions, settings, seed, masks, job_id, cancel):
         return self._call("edit", seed, job_id, cancel)
 
-    def locate(self, photo, instructions, settings, seed, job_id, cancel):
+    def locate(self, image, instructions, settings, seed, job_id, cancel):
         return self._call("locate", seed, job_id, cancel)
 
     def _call(self, kind, seed, job_id, cancel):
@@ -49,7 +50,9 @@ class FakeClient:
 
 
 def request(seed):
-    return SimpleNamespace(photo=None, instructions=[], settings=None, seed=seed, masks=None)
+    """An EditRequest with only what the runner hands on."""
+    return EditRequest(photo=None, instructions=[], masks=[], settings=None, seed=seed, layer_ids=[], names=[],
+                       colors=[], snapshot=[])
 
 
 @pytest.fixture
