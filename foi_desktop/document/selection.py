@@ -16,6 +16,7 @@ from .events import Rect
 from .maskops import clip_rect, nonzero_rect, union_rect
 
 MODES = ("replace", "add", "subtract")
+WAND_REACH = 128  # px around the click that the magic wand searches first
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,35 @@ def polygon(size: tuple[int, int], points) -> Selection:
 
 def similar_colour(pixels: np.ndarray, x: float, y: float, tolerance: int) -> Selection:
     """The magic wand: the region of pixels joined to (x, y) whose every channel lies within
-    tolerance of the colour there (GIMP's rule), 4-connected. pixels: uint8 (H, W, 3)."""
+    tolerance of the colour there (GIMP's rule), 4-connected. pixels: uint8 (H, W, 3).
+
+    Most regions a wand picks are far smaller than the photo, so the search starts in a
+    window around the click and widens only while the region found reaches an edge of the
+    window inside the photo (beyond which it may go on): a region that reaches none is whole."""
     height, width = pixels.shape[:2]
     col, row = int(math.floor(x)), int(math.floor(y))
     if not (0 <= col < width and 0 <= row < height):
         return EMPTY
-    near = _near_colour(pixels, pixels[row, col], int(tolerance))
-    return _component(near, row, col)
+    colour = pixels[row, col]
+    found, reach = (col, row, col + 1, row + 1), WAND_REACH
+    while True:
+        window = clip_rect((found[0] - reach, found[1] - reach, found[2] + reach, found[3] + reach), width, height)
+        x0, y0, x1, y1 = window
+        if (x1 - x0) * (y1 - y0) > width * height // 2:  # costs nearly what the whole photo does
+            window = x0, y0, x1, y1 = 0, 0, width, height
+        region = _component(_near_colour(pixels[y0:y1, x0:x1], colour, int(tolerance)), row - y0, col - x0)
+        rx0, ry0, rx1, ry1 = region.rect
+        found = (x0 + rx0, y0 + ry0, x0 + rx1, y0 + ry1)
+        if not _reaches_open_edge(found, window, width, height):
+            return Selection(found, region.inside)
+        reach *= 4
+
+
+def _reaches_open_edge(rect: Rect, window: Rect, width: int, height: int) -> bool:
+    """Whether rect touches a side of window that is not the photo's own edge."""
+    x0, y0, x1, y1 = rect
+    wx0, wy0, wx1, wy1 = window
+    return (x0 == wx0 > 0) or (y0 == wy0 > 0) or (x1 == wx1 < width) or (y1 == wy1 < height)
 
 
 def _near_colour(pixels: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray:

@@ -87,6 +87,38 @@ def test_magic_wand_matches_a_flood_fill_on_noisy_blobs():
         assert np.array_equal(region, _flood(blobs == blobs[y, x], y, x))
 
 
+def test_magic_wand_searching_a_growing_window_finds_the_whole_region(monkeypatch):
+    """The wand searches around the click first and widens while the region reaches the
+    window's edge: with a tiny first window it must still find exactly what a flood fill of
+    the whole photo finds, for regions of every size (one pixel to the whole photo)."""
+    rng = np.random.default_rng(7)
+    height, width = 60, 80
+    y, x = np.mgrid[0:height, 0:width]
+    smooth = 128 + 90 * np.sin(x / 9.0) * np.cos(y / 7.0)
+    pixels = np.clip(smooth[:, :, None] + rng.normal(0, 10, (height, width, 3)), 0, 255).astype(np.uint8)
+    monkeypatch.setattr(selection, "WAND_REACH", 2)
+    sizes = set()
+    for tolerance in (5, 30, 80, 255):
+        for _ in range(12):
+            col, row = int(rng.integers(0, width)), int(rng.integers(0, height))
+            near = (np.abs(pixels.astype(int) - pixels[row, col].astype(int)) <= tolerance).all(axis=2)
+            expected = _flood(near, row, col)
+            region = selection.similar_colour(pixels, col + 0.5, row + 0.5, tolerance)
+            assert np.array_equal(_full(region, (width, height)), expected), (tolerance, col, row)
+            sizes.add(int(expected.sum()))
+    assert min(sizes) < 10 and max(sizes) == width * height  # small regions and the whole photo
+    # A corridor winding away from the click (the pixel marked in green), turned to leave it
+    # in each direction: the first window holds only its start.
+    corridor = np.zeros((30, 30, 3), np.uint8)
+    corridor[15:28, 15] = corridor[27, 2:16] = corridor[2:28, 2] = 200
+    corridor[15, 15, 1] = 201
+    for turn in range(4):
+        turned = np.ascontiguousarray(np.rot90(corridor, turn))
+        row, col = np.argwhere(turned[:, :, 1] == 201)[0]
+        region = _full(selection.similar_colour(turned, col, row, 10), (30, 30))
+        assert np.array_equal(region, turned[:, :, 0] == 200), turn
+
+
 @pytest.fixture
 def small():
     document = Document(Image.new("RGB", (10, 8)))
