@@ -540,54 +540,63 @@ class Document:
     # ------------------------------------------------------------------------------------------
     # Whole-mask operations
 
-    def _mask_operation(self, layer_id: str, text: str, operation, pointwise: bool = True) -> Rect | None:
-        """Run operation(mask) -> changed rect, as one undo item that stores only that rect.
-        A pointwise operation (invert, clear, fill, replace) runs on the flip plane too, so it
-        holds on both sides of τ like a stroke; the pixels a spatial one (grow, feather) changes
+    def _pointwise_operation(self, layer_id: str, text: str, reach, change) -> Rect | None:
+        """A pointwise operation (invert, clear, fill, replace, selections) as one undo item: it
+        runs on the flip plane too, so it holds on both sides of τ like a stroke. reach(plane)
+        is the rectangle it may change in a plane (None: nothing); change(plane, rect) changes
+        the plane in place under rect, both planes' reach. Only that rectangle is stored or
+        written: no copy of a whole 24-megapixel mask. Returns the rectangle."""
+        layer = self.layer(layer_id)
+        with self._step(text) as step:
+            rect = None
+            for plane in layer.planes:
+                rect = maskops.union_rect(rect, reach(plane))
+            if rect is not None:
+                self._mask_edit(step, layer, rect)
+                for plane in layer.planes:
+                    change(plane, rect)
+        if rect is not None:
+            self._emit_mask(layer, [rect])
+        return rect
+
+    def _spatial_operation(self, layer_id: str, text: str, operation) -> Rect | None:
+        """Run operation(mask) -> changed rect (grow, feather: a pixel's new value depends on
+        its neighbours'), as one undo item that stores only that rect. The pixels it changes
         keep their new value whatever τ does."""
         layer = self.layer(layer_id)
         with self._step(text) as step:
             mask = layer.mask.copy()
             rect = operation(mask)
-            if pointwise:
-                flip = layer.flip.copy()
-                rect = maskops.union_rect(rect, operation(flip))
             if rect is not None:
                 self._mask_edit(step, layer, rect)
                 x0, y0, x1, y1 = rect
                 area = np.s_[y0:y1, x0:x1]
-                if pointwise:
-                    layer.flip[area] = flip[area]
-                else:
-                    np.copyto(layer.flip[area], mask[area], where=mask[area] != layer.mask[area])
+                np.copyto(layer.flip[area], mask[area], where=mask[area] != layer.mask[area])
                 layer.mask[area] = mask[area]
         if rect is not None:
             self._emit_mask(layer, [rect])
         return rect
 
     def invert_mask(self, layer_id: str) -> Rect | None:
-        def invert(mask):
-            np.subtract(255, mask, out=mask)
-            return (0, 0, mask.shape[1], mask.shape[0])
+        def invert(plane, rect):
+            area = _area(plane, rect)
+            np.subtract(255, area, out=area)
 
-        return self._mask_operation(layer_id, "Invert mask", invert)
+        return self._pointwise_operation(layer_id, "Invert mask", _whole, invert)
 
     def clear_mask(self, layer_id: str) -> Rect | None:
-        def clear(mask):
-            rect = maskops.nonzero_rect(mask)
-            mask[:] = 0
-            return rect
+        def clear(plane, rect):
+            _area(plane, rect)[:] = 0
 
-        return self._mask_operation(layer_id, "Clear mask", clear)
+        return self._pointwise_operation(layer_id, "Clear mask", maskops.nonzero_rect, clear)
 
     def grow_mask(self, layer_id: str, pixels: int) -> Rect | None:
         """Grow by pixels (negative = shrink)."""
         text = "Grow mask" if pixels >= 0 else "Shrink mask"
-        return self._mask_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels), pointwise=False)
+        return self._spatial_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels))
 
     def feather_mask(self, layer_id: str, pixels: float) -> Rect | None:
-        return self._mask_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels),
-                                    pointwise=False)
+        return self._spatial_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels))
 
     def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
         """Replace a mask (uint8 0..255, or float/bool in [0, 1]) of the photo's size."""
@@ -595,11 +604,10 @@ class Document:
         if array.shape != self.layer(layer_id).mask.shape:
             raise MaskError(f"The mask is {array.shape[1]}×{array.shape[0]}, the photo {self.size[0]}×{self.size[1]}.")
 
-        def replace(target):
-            np.copyto(target, array)
-            return (0, 0, target.shape[1], target.shape[0])
+        def replace(plane, rect):
+            np.copyto(_area(plane, rect), _area(array, rect))
 
-        self._mask_operation(layer_id, text, replace)
+        self._pointwise_operation(layer_id, text, _whole, replace)
 
     def import_mask(self, layer_id: str, path: str | os.PathLike) -> None:
         """Read a mask image of any size: its alpha if it has transparency, else its grey
@@ -625,7 +633,8 @@ class Document:
         An empty selection changes nothing: a stray click must not wipe a mask (Clear does)."""
         if region.rect is None:
             return None
-        return self._mask_operation(layer_id, text, lambda plane: selection.apply(plane, region, mode))
+        return self._pointwise_operation(layer_id, text, lambda plane: selection.reach(plane, region, mode),
+                                         lambda plane, rect: selection.apply(plane, region, mode, rect))
 
     def select_similar(self, layer_id: str, x: float, y: float, tolerance: int = 32,
                        mode: str = "replace") -> Rect | None:
@@ -757,6 +766,15 @@ class Document:
         if entry is None:
             raise MaskError("There is no result to export yet: run Edit first.")
         return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry))
+
+
+def _whole(plane: np.ndarray) -> Rect:
+    return (0, 0, plane.shape[1], plane.shape[0])
+
+
+def _area(plane: np.ndarray, rect: Rect) -> np.ndarray:
+    x0, y0, x1, y1 = rect
+    return plane[y0:y1, x0:x1]
 
 
 def _mask_array(mask) -> np.ndarray:

@@ -206,19 +206,21 @@ def _trimmed(rect: Rect, inside: np.ndarray) -> Selection:
     return Selection((x0 + ex0, y0 + ey0, x0 + ex1, y0 + ey1), inside[ey0:ey1, ex0:ex1])
 
 
-def apply(plane: np.ndarray, selection: Selection, mode: str) -> Rect | None:
-    """Combine a selection with a mask plane, in place: replace (the selection alone), add or
-    subtract. Returns the rectangle that may have changed."""
+def reach(plane: np.ndarray, selection: Selection, mode: str) -> Rect | None:
+    """The rectangle that combining a selection with a mask plane may change: the
+    selection's, and for replace also every pixel the plane has set."""
     if mode not in MODES:
         raise ValueError(f"Unknown selection mode {mode!r}")
-    changed = None
+    cleared = nonzero_rect(plane) if mode == "replace" else None
+    return union_rect(cleared, selection.rect)
+
+
+def apply(plane: np.ndarray, selection: Selection, mode: str, rect: Rect) -> None:
+    """Combine a selection with a mask plane, in place: replace (the selection alone), add or
+    subtract. rect: what reach gives (or a rectangle holding it), which replace clears."""
     if mode == "replace":
-        changed = nonzero_rect(plane)
-        if changed is not None:
-            x0, y0, x1, y1 = changed
-            plane[y0:y1, x0:x1] = 0
-    if selection.rect is None:
-        return changed
-    x0, y0, x1, y1 = selection.rect
-    plane[y0:y1, x0:x1][selection.inside] = 0 if mode == "subtract" else 255
-    return union_rect(changed, selection.rect)
+        x0, y0, x1, y1 = rect
+        plane[y0:y1, x0:x1] = 0
+    if selection.rect is not None:
+        x0, y0, x1, y1 = selection.rect
+        plane[y0:y1, x0:x1][selection.inside] = 0 if mode == "subtract" else 255
