@@ -166,9 +166,12 @@ class Step:
                 del self.fields[key]
         return bool(self.tiles or self.fields or self.structure)
 
-    def changed_rects(self, layer) -> list[Rect]:
+    def mask_rects(self, layer) -> list[Rect]:
+        """The tiles whose mask the step changed (a change to the flip plane alone shows
+        nowhere: no view needs to redraw it)."""
         height, width = layer.mask.shape
-        return [tile_rect(*key, width, height) for key in self.tiles.get(layer, ())]
+        return [tile_rect(*key, width, height) for key, (before, after) in self.tiles.get(layer, {}).items()
+                if not _same_plane(before[0], after[0])]
 
     def replay(self, layers: list, backwards: bool) -> None:
         """Undo (backwards) or redo this step on the document's layer list, fields and pixels."""

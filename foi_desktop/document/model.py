@@ -349,7 +349,7 @@ class Document:
             self.events.emit(Event("layer", layer.id))
         for layer in step.tiles:
             layer.revision += 1
-            self._emit_mask(layer, step.changed_rects(layer))
+            self._emit_mask(layer, step.mask_rects(layer))
 
     def _emit_mask(self, layer: InstructionLayer, rects: list[Rect] | None) -> None:
         """rects None = the whole mask."""
@@ -548,15 +548,14 @@ class Document:
         written: no copy of a whole 24-megapixel mask. Returns the rectangle."""
         layer = self.layer(layer_id)
         with self._step(text) as step:
-            rect = None
-            for plane in layer.planes:
-                rect = maskops.union_rect(rect, reach(plane))
+            shown = reach(layer.mask)
+            rect = maskops.union_rect(shown, reach(layer.flip))
             if rect is not None:
                 self._mask_edit(step, layer, rect)
                 for plane in layer.planes:
                     change(plane, rect)
-        if rect is not None:
-            self._emit_mask(layer, [rect])
+        if shown is not None:  # the flip plane shows nowhere: views redraw the mask's part only
+            self._emit_mask(layer, [shown])
         return rect
 
     def _spatial_operation(self, layer_id: str, text: str, operation) -> Rect | None:

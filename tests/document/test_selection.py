@@ -6,7 +6,8 @@ import pytest
 from document_helpers import fake_locate
 from PIL import Image
 
-from foi_desktop.document import Document, selection
+from foi_desktop.document import Document, maskops, selection
+from foi_desktop.document.maskops import TILE
 
 
 def _full(region, size=(10, 8)):
@@ -207,6 +208,26 @@ def test_a_selection_holds_on_both_sides_of_tau(doc):
     outside = ~cut
     outside[10:40, 250:290] = False
     assert np.array_equal(layer.mask[outside], tau_map[outside])  # elsewhere the map still rules
+
+
+def test_views_are_told_where_the_mask_changed_not_the_flip_plane(doc):
+    """Replace clears the flip plane wherever it is set (all around the found region) but the
+    mask only where it was: the canvas redraws that part, after undo too."""
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    before = layer.mask.copy()
+    events = []
+    doc.events.connect(events.append)
+    region = selection.rectangle(doc.size, (250, 150), (260, 160))
+    assert doc.select(layer.id, region, "replace", "Rectangle") == (0, 0, 300, 200)  # both planes
+    shown = maskops.union_rect(maskops.nonzero_rect(before), region.rect)
+    assert shown != (0, 0, 300, 200)
+    assert [e.rect for e in events if e.kind == "mask"] == [shown]
+    changed = {(y // TILE, x // TILE) for y, x in zip(*np.nonzero(layer.mask != before))}
+    events.clear()
+    doc.undo()
+    (undone,) = [e for e in events if e.kind == "mask"]
+    assert {(y0 // TILE, x0 // TILE) for x0, y0, _, _ in undone.rects} == changed
 
 
 def test_replace_overrides_the_map_whatever_tau_does(doc):
