@@ -40,6 +40,18 @@ def nonzero_rect(mask: np.ndarray) -> Rect | None:
     return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
+def runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True along each row of a 2-D bool array, in order: (rows, starts, ends),
+    ends exclusive (one pass over the array)."""
+    height, width = flags.shape
+    padded = np.zeros((height, width + 2), np.int8)
+    padded[:, 1:-1] = flags
+    # Along each row, changes alternate: a run's start, then its end.
+    changes = np.flatnonzero(np.diff(padded, axis=1))
+    rows, starts = np.divmod(changes[0::2], width + 1)
+    return rows, starts, changes[1::2] - rows * (width + 1)
+
+
 def tiles_in(rect: Rect):
     """The (row, column) of every tile that the rectangle touches."""
     x0, y0, x1, y1 = rect

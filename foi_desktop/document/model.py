@@ -486,7 +486,7 @@ class Document:
             new = layer.effective_threshold
             grounding = layer.grounding
             if grounding is not None and old is not None and new is not None and old != new:
-                rects = grounding.band_tiles(old, new)
+                rects = grounding.band_rects(old, new)
                 for rect in rects:
                     step.touch(layer, rect)
                 changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)

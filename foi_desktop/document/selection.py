@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .events import Rect
-from .maskops import clip_rect, nonzero_rect, union_rect
+from .maskops import clip_rect, nonzero_rect, runs, union_rect
 
 MODES = ("replace", "add", "subtract")
 WAND_REACH = 128  # px around the click that the magic wand searches first
@@ -149,13 +149,8 @@ def _component(near: np.ndarray, row: int, col: int) -> Selection:
     Works on horizontal runs rather than pixels: runs in neighbouring rows that overlap are
     joined, then union-find with pointer jumping labels them all in a few vectorised rounds
     (a pixel-by-pixel flood fill in Python would take minutes on a 24-megapixel photo)."""
-    height, width = near.shape
-    padded = np.zeros((height, width + 2), np.int8)
-    padded[:, 1:-1] = near
-    # Along each row, changes alternate: a run's start, then its end (one pass over the photo).
-    changes = np.flatnonzero(np.diff(padded, axis=1))
-    run_rows, starts = np.divmod(changes[0::2], width + 1)
-    ends = changes[1::2] - run_rows * (width + 1)
+    width = near.shape[1]
+    run_rows, starts, ends = runs(near)
     seed = np.searchsorted(run_rows * width + starts, row * width + col, side="right") - 1
     label = _union(len(starts), *_touching_runs(run_rows, starts, ends, width))
     chosen = label == label[seed]
