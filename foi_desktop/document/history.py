@@ -24,12 +24,25 @@ MAX_BYTES = 512 * 1024 * 1024  # the oldest steps are forgotten beyond this
 def _freeze_run(block: np.ndarray) -> list:
     """Each tile of a row of tiles (block: TILE-wide tiles side by side) as the history keeps
     it: a tile of one value as that value (most tiles of a mask are all 0 or all 255), any
-    other as a copy. The extremes of the whole row are two numpy passes; tile by tile they
-    were four calls a tile, which on a whole 24-megapixel mask cost far more than the pixels."""
+    other as a copy. The row's extremes are a numpy pass or two; tile by tile they were four
+    calls a tile, which on a whole 24-megapixel mask cost far more than the pixels."""
     starts = np.arange(0, block.shape[1], TILE)
-    low = np.minimum.reduceat(block.min(axis=0), starts)
-    high = np.maximum.reduceat(block.max(axis=0), starts)
-    return [int(lo) if lo == hi else block[:, x : x + TILE].copy() for x, lo, hi in zip(starts, low, high)]
+    low, high = _extremes(block, starts)
+    return [int(lo) if lo == hi else block[:, x : x + TILE].copy() for x, lo, hi in zip(starts.tolist(), low, high)]
+
+
+def _extremes(block: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest value of each tile (its columns begin at starts). Most tiles
+    are all 0 or all 255 and one extreme says so (largest 0: all 0; smallest 255: all 255), so
+    the other is read only when a tile of the row needs it: one pass over the pixels, not two."""
+    def extreme(ufunc):
+        return ufunc.reduceat(ufunc.reduce(block, axis=0), starts)
+
+    if block[0, 0] == 255:
+        low = extreme(np.minimum)
+        return (low, low) if (low == 255).all() else (low, extreme(np.maximum))
+    high = extreme(np.maximum)
+    return (high, high) if not high.any() else (extreme(np.minimum), high)
 
 
 def _runs(keys):
@@ -46,13 +59,18 @@ def _runs(keys):
         yield tuple(run)
 
 
+def _run_rect(run, width: int, height: int) -> Rect:
+    """The photo rectangle of a run of tiles (ty, tx0, tx1)."""
+    ty, tx0, tx1 = run
+    return tile_rect(ty, tx0, width, height)[:2] + tile_rect(ty, tx1 - 1, width, height)[2:]
+
+
 def _freeze(layer, keys) -> dict:
     """{tile: the tile of each of the layer's planes (its mask and its flip plane)}."""
     height, width = layer.mask.shape
     frozen = {}
     for ty, tx0, tx1 in _runs(keys):
-        x0, y0 = tile_rect(ty, tx0, width, height)[:2]
-        x1, y1 = tile_rect(ty, tx1 - 1, width, height)[2:]
+        x0, y0, x1, y1 = _run_rect((ty, tx0, tx1), width, height)
         planes = [_freeze_run(plane[y0:y1, x0:x1]) for plane in layer.planes]
         for tx, tile in zip(range(tx0, tx1), zip(*planes)):
             frozen[(ty, tx)] = tile
@@ -167,11 +185,12 @@ class Step:
         return bool(self.tiles or self.fields or self.structure)
 
     def mask_rects(self, layer) -> list[Rect]:
-        """The tiles whose mask the step changed (a change to the flip plane alone shows
-        nowhere: no view needs to redraw it)."""
+        """Where the step changed the mask, as runs of tiles along rows of tiles (a change to
+        the flip plane alone shows nowhere: no view needs to redraw it)."""
         height, width = layer.mask.shape
-        return [tile_rect(*key, width, height) for key, (before, after) in self.tiles.get(layer, {}).items()
-                if not _same_plane(before[0], after[0])]
+        changed = [key for key, (before, after) in self.tiles.get(layer, {}).items()
+                   if not _same_plane(before[0], after[0])]
+        return [_run_rect(run, width, height) for run in _runs(changed)]
 
     def replay(self, layers: list, backwards: bool) -> None:
         """Undo (backwards) or redo this step on the document's layer list, fields and pixels."""
