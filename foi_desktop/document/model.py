@@ -544,18 +544,19 @@ class Document:
         """A pointwise operation (invert, clear, fill, replace, selections) as one undo item: it
         runs on the flip plane too, so it holds on both sides of τ like a stroke. reach(plane)
         is the rectangle it may change in a plane (None: nothing); change(plane, rect) changes
-        the plane in place under rect, both planes' reach. Only that rectangle is stored or
-        written: no copy of a whole 24-megapixel mask. Returns the rectangle."""
+        the plane in place under that rectangle. Only those pixels are stored or written: no
+        copy of a whole 24-megapixel mask. Returns the rectangle both planes' changes span."""
         layer = self.layer(layer_id)
         with self._step(text) as step:
-            shown = reach(layer.mask)
-            rect = maskops.union_rect(shown, reach(layer.flip))
+            mask_rect, flip_rect = reach(layer.mask), reach(layer.flip)
+            rect = maskops.union_rect(mask_rect, flip_rect)
             if rect is not None:
                 self._mask_edit(step, layer, rect)
-                for plane in layer.planes:
-                    change(plane, rect)
-        if shown is not None:  # the flip plane shows nowhere: views redraw the mask's part only
-            self._emit_mask(layer, [shown])
+                for plane, plane_rect in ((layer.mask, mask_rect), (layer.flip, flip_rect)):
+                    if plane_rect is not None:
+                        change(plane, plane_rect)
+        if mask_rect is not None:  # the flip plane shows nowhere: views redraw the mask's part only
+            self._emit_mask(layer, [mask_rect])
         return rect
 
     def _spatial_operation(self, layer_id: str, text: str, operation) -> Rect | None:

@@ -224,7 +224,7 @@ def reach(plane: np.ndarray, selection: Selection, mode: str) -> Rect | None:
 
 def apply(plane: np.ndarray, selection: Selection, mode: str, rect: Rect) -> None:
     """Combine a selection with a mask plane, in place: replace (the selection alone), add or
-    subtract. rect: what reach gives (or a rectangle holding it), which replace clears."""
+    subtract. rect: what reach gives for the plane, which replace clears first."""
     if mode == "replace":
         x0, y0, x1, y1 = rect
         plane[y0:y1, x0:x1] = 0
