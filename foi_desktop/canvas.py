@@ -25,7 +25,6 @@ from .imaging import overlay_lut, pil_to_qimage, preview_factor, wrap_argb
 TILE = 512  # full-resolution overlay tiles, built when zoomed in far enough to need them
 MIN_ZOOM, MAX_ZOOM = 0.01, 32.0
 MAX_BRUSH = 4000  # the largest brush diameter, photo pixels
-MAX_SEPARATE_RECTS = 8
 BADGE_MARGIN = 8  # px from the view's corner to a Before / After / Original label
 class Tool(StrEnum):
     """The mask tools (a str, so a tool's name reads the same in settings and tests)."""
@@ -367,10 +366,9 @@ class CanvasView(QGraphicsView):
             self._color_cursor()
         elif event.kind == "mask" and event.layer_id in self._overlays:
             overlay = self._overlays[event.layer_id]
-            # A few tiles (a brush dab) one by one; many (a threshold band) as one rectangle:
-            # one numpy pass costs less than hundreds of small ones.
-            rects = event.rects if event.rects and len(event.rects) <= MAX_SEPARATE_RECTS else (event.rect,)
-            for rect in rects:
+            # Each changed rectangle on its own (they come as runs of tiles: tens at most for a
+            # τ move on a busy map): their bounding rectangle can be the whole photo.
+            for rect in event.rects or (event.rect,):
                 overlay.refresh(rect)
         elif event.kind == "photo":
             self.set_document(self.doc)

@@ -227,7 +227,7 @@ def test_views_are_told_where_the_mask_changed_not_the_flip_plane(doc):
     events.clear()
     doc.undo()
     (undone,) = [e for e in events if e.kind == "mask"]
-    assert {(y0 // TILE, x0 // TILE) for x0, y0, _, _ in undone.rects} == changed
+    assert {tile for rect in undone.rects for tile in maskops.tiles_in(rect)} == changed
 
 
 def test_replace_overrides_the_map_whatever_tau_does(doc):
