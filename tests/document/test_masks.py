@@ -83,6 +83,26 @@ def test_a_step_keeps_a_tile_of_one_value_as_that_value_and_any_other_as_pixels(
     assert np.array_equal(layer.mask, 255 - painted) and np.array_equal(layer.flip, 255 - painted)
 
 
+def test_nonzero_rect_is_the_extent_of_the_set_pixels():
+    from foi_desktop.document import maskops
+
+    rng = np.random.default_rng(2)
+    assert maskops.nonzero_rect(np.zeros((150, 170), np.uint8)) is None
+    for _ in range(60):
+        height, width = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+        mask = np.zeros((height, width), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            mask[rng.integers(0, height), rng.integers(0, width)] = rng.integers(1, 256)
+        ys, xs = np.nonzero(mask)
+        assert maskops.nonzero_rect(mask) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert maskops.nonzero_rect(np.full((150, 170), 255, np.uint8)) == (0, 0, 170, 150)
+    edges = np.zeros((150, 170), bool)
+    edges[100, 0] = edges[20, 60] = True  # one side edge only
+    assert maskops.nonzero_rect(edges) == (0, 20, 61, 101)
+    edges[140, 169] = True  # and the other
+    assert maskops.nonzero_rect(edges) == (0, 20, 170, 141)
+
+
 def test_invert_clear_grow_shrink_feather(doc):
     layer = doc.layers[0]
     _stroke(doc, layer, [(150, 100)], radius=30)
