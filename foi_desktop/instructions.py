@@ -78,6 +78,7 @@ class InstructionRow(QFrame):
         super().__init__(parent)
         self.setObjectName("instructionRow")
         self.doc, self.layer_id = doc, layer.id
+        self._swatch = None  # the colour the colour button shows
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
         self.color_button = QToolButton(toolTip="Overlay colour")
@@ -150,7 +151,10 @@ class InstructionRow(QFrame):
                    self.threshold_slider, self.auto_button, self.opacity_slider)
         for widget in widgets:
             widget.blockSignals(True)
-        self.color_button.setIcon(swatch_icon(layer.color))
+        # Only what changed: a widget set again repaints, and what lies under it, on every τ move.
+        if self._swatch != layer.color:
+            self._swatch = layer.color
+            self.color_button.setIcon(swatch_icon(layer.color))
         self.visible_box.setChecked(layer.visible)
         if self.text_edit.toPlainText() != layer.text:
             self.text_edit.setPlainText(layer.text)
@@ -163,7 +167,8 @@ class InstructionRow(QFrame):
                 self.keyword_box.addItem(word, word)
         index = self.keyword_box.findData(layer.keyword) if layer.keyword else 0
         self.keyword_box.setCurrentIndex(max(0, index))
-        self.strength_box.setValue(layer.strength)
+        if self.strength_box.value() != layer.strength:
+            self.strength_box.setValue(layer.strength)
         tau = layer.effective_threshold
         self.threshold_slider.setEnabled(layer.keyword is not None)
         self.threshold_slider.setValue(int(round((tau if tau is not None else 0.55) * 100)))
