@@ -69,7 +69,7 @@ def polygon(size: tuple[int, int], points) -> Selection:
     """The inside of the closed polygon through points (a lasso's path), even-odd rule.
 
     Scanline fill: every edge's crossing with each pixel row's centre line toggles the pixels
-    from there to the right. Cost grows with edges × rows plus the box's pixels, so a long
+    from there to the right. Cost grows with the crossings plus the box's pixels, so a long
     lasso over a large area stays fast."""
     vertices = np.asarray(points, np.float64).reshape(-1, 2)
     if len(vertices) < 3:
@@ -80,17 +80,19 @@ def polygon(size: tuple[int, int], points) -> Selection:
         return EMPTY
     x0, y0, x1, y1 = rect
     start, end = vertices, np.roll(vertices, -1, axis=0)
-    centres = np.arange(y0, y1) + 0.5
-    below_a = start[None, :, 1] <= centres[:, None]
-    below_b = end[None, :, 1] <= centres[:, None]
-    rows, edges = np.nonzero(below_a != below_b)  # half-open: a vertex on the line counts once
+    # An edge crosses the centre lines r + 0.5 in [its lower y, its upper y) (half-open: a
+    # vertex on a line counts once), the rows from ceil(low - 0.5) up to ceil(high - 0.5).
+    low, high = np.minimum(start[:, 1], end[:, 1]), np.maximum(start[:, 1], end[:, 1])
+    first = np.clip(np.ceil(low - 0.5), y0, y1).astype(np.int64)
+    counts = np.clip(np.ceil(high - 0.5), y0, y1).astype(np.int64) - first
+    edges, rows = _ranges(first, counts)
     (xa, ya), (xb, yb) = start[edges].T, end[edges].T
-    crossing = xa + (centres[rows] - ya) * (xb - xa) / (yb - ya)
+    crossing = xa + (rows + 0.5 - ya) * (xb - xa) / (yb - ya)
     columns = np.clip(np.floor(crossing + 0.5).astype(np.int64), x0, x1)
     # A pixel is inside when an odd number of toggles lie at or left of it: two at one place
     # cancel, and the others, in order along each row, pair up into runs [start, end).
     stride = x1 + 1
-    toggles, counts = np.unique((rows + y0) * stride + columns, return_counts=True)
+    toggles, counts = np.unique(rows * stride + columns, return_counts=True)
     bounds = toggles[counts % 2 == 1]
     if bounds.size == 0:
         return EMPTY
@@ -180,11 +182,16 @@ def _touching_runs(run_rows, starts, ends, width):
     # Runs of the next row that overlap [start, end): their end is past start, their start before end.
     low = np.searchsorted(end_keys, below + starts, side="right")
     high = np.searchsorted(start_keys, below + ends, side="left")
-    counts = np.maximum(high - low, 0)
-    first = np.repeat(np.arange(len(starts)), counts)
+    return _ranges(low, high - low)
+
+
+def _ranges(first: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each i, counts[i] consecutive values from first[i] (none when counts[i] ≤ 0), all
+    in one array, and beside each the i it came from."""
+    counts = np.maximum(counts, 0)
+    owners = np.repeat(np.arange(len(counts)), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    second = np.repeat(low, counts) + offsets
-    return first, second
+    return owners, np.repeat(first, counts) + offsets
 
 
 def _union(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
