@@ -96,7 +96,7 @@ class Grounding:
             crossing = ((levels - np.uint16(low)) < width).view(np.uint8)
             swap = np.bitwise_xor(shown, other)
             swap *= crossing
-            if swap.any():
+            if swap.max():  # not any(): on uint8 it casts to bool through a buffer
                 shown ^= swap
                 other ^= swap
                 changed.append(rect)

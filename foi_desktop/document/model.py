@@ -478,7 +478,7 @@ class Document:
         around a drag). Returns the changed rectangle (None if no pixel changed)."""
         layer = self.layer(layer_id)
         if tau is not None:
-            tau = float(np.clip(tau, 0.0, 1.0))
+            tau = min(max(float(tau), 0.0), 1.0)
         old = layer.effective_threshold
         changed: list[Rect] = []
         with self._step("Threshold", merge_key=("threshold", layer.id)) as step:
