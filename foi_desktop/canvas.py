@@ -369,8 +369,8 @@ class CanvasView(QGraphicsView):
             self._color_cursor()
         elif event.kind == "mask" and event.layer_id in self._overlays:
             overlay = self._overlays[event.layer_id]
-            # Each changed rectangle on its own (they come as runs of tiles: tens at most for a
-            # τ move on a busy map): their bounding rectangle can be the whole photo.
+            # Each changed rectangle on its own (they come as runs of tiles, about a hundred for
+            # a τ move on a busy map): their bounding rectangle can be the whole photo.
             for rect in event.rects or (event.rect,):
                 overlay.refresh(rect)
         elif event.kind == "photo":

@@ -16,7 +16,8 @@ KINDS = ("layers", "layer", "mask", "results", "history", "photo", "settings")
 class Event:
     """kind: one of KINDS. layer_id: the layer concerned ("layer", "mask").
     rect: for "mask", the bounding rectangle of the changed pixels (None = the whole mask);
-    rects: the changed tiles inside it (repaint just these when they are few)."""
+    rects: the changed rectangles inside it (a dab's; runs of tiles for a τ move or an undo):
+    repaint just these."""
 
     kind: str
     layer_id: str | None = None

@@ -24,8 +24,8 @@ MAX_BYTES = 512 * 1024 * 1024  # the oldest steps are forgotten beyond this
 def _freeze_run(block: np.ndarray) -> list:
     """Each tile of a row of tiles (block: TILE-wide tiles side by side) as the history keeps
     it: a tile of one value as that value (most tiles of a mask are all 0 or all 255), any
-    other as a copy. The row's extremes are a numpy pass or two; tile by tile they were four
-    calls a tile, which on a whole 24-megapixel mask cost far more than the pixels."""
+    other as a copy. The row's extremes take a numpy pass or two: per tile, four numpy calls
+    each cost far more than the pixels on a whole 24-megapixel mask."""
     starts = np.arange(0, block.shape[1], TILE)
     low, high = _extremes(block, starts)
     return [int(lo) if lo == hi else block[:, x : x + TILE].copy() for x, lo, hi in zip(starts.tolist(), low, high)]
