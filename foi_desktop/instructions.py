@@ -81,6 +81,7 @@ class InstructionRow(QFrame):
         self.setObjectName("instructionRow")
         self.doc, self.layer_id = doc, layer.id
         self._showing = False  # refresh() is setting the widgets: their signals are not the user's
+        self._swatch = None  # the colour the colour button shows
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
 
         self.color_button = QToolButton(toolTip="Overlay colour")
@@ -157,7 +158,10 @@ class InstructionRow(QFrame):
             self._showing = False
 
     def _show(self, layer) -> None:
-        self.color_button.setIcon(swatch_icon(layer.color))
+        # Only what changed: a widget set again repaints, and what lies under it, on every τ move.
+        if self._swatch != layer.color:
+            self._swatch = layer.color
+            self.color_button.setIcon(swatch_icon(layer.color))
         self.visible_box.setChecked(layer.visible)
         if self.text_edit.toPlainText() != layer.text:
             self.text_edit.setPlainText(layer.text)
@@ -170,7 +174,8 @@ class InstructionRow(QFrame):
                 self.keyword_box.addItem(word, word)
         index = self.keyword_box.findData(layer.keyword) if layer.keyword else 0
         self.keyword_box.setCurrentIndex(max(0, index))
-        self.strength_box.setValue(layer.strength)
+        if self.strength_box.value() != layer.strength:
+            self.strength_box.setValue(layer.strength)
         tau = layer.effective_threshold
         self.threshold_slider.setEnabled(layer.keyword is not None)
         self.threshold_slider.setValue(int(round((tau if tau is not None else 0.55) * 100)))

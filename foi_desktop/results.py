@@ -16,6 +16,7 @@ from foi_engine.protocol import JobState
 
 from .document import EventKind, follow
 from .imaging import pil_to_qimage
+from .jobs import JobEventKind
 
 THUMB = 96
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1  # a job tile's job id (its UserRole, the entry, is None)
@@ -157,7 +158,9 @@ class ResultsStrip(QWidget):
     def set_jobs(self, jobs) -> None:
         """Show the queue's jobs after the results, as they change."""
         self.jobs = jobs
-        jobs.events.connect(self._on_job_event)
+        jobs.events.progress.connect(self._on_job_progress)
+        for kind in (JobEventKind.ADDED, JobEventKind.STATE, JobEventKind.REMOVED):
+            jobs.events[kind].connect(self._on_jobs_changed)
         self._rebuild()
 
     def current(self):
@@ -178,12 +181,12 @@ class ResultsStrip(QWidget):
     def _on_results(self, _event) -> None:
         self._rebuild()
 
-    def _on_job_event(self, event) -> None:
-        if event.kind == "progress":
-            item = self._job_item(event.job_id)
-            if item is not None:  # a step: this tile alone
-                self._show_job(item, event.job)
-            return
+    def _on_job_progress(self, event) -> None:
+        item = self._job_item(event.job_id)
+        if item is not None:  # a step: this tile alone
+            self._show_job(item, event.job)
+
+    def _on_jobs_changed(self, _event) -> None:
         self._rebuild()
 
     def _job_item(self, job_id: int) -> QListWidgetItem | None:

@@ -53,7 +53,8 @@ class JobRunner:
         self._running: asyncio.Task | None = None
         self._waiters: dict[int, list[asyncio.Future]] = {}
         self._closed = False
-        queue.events.connect(self._on_event)
+        queue.events.added.connect(self._on_added)
+        queue.events.state.connect(self._on_state)
         client.progress.connect(self._on_progress)
 
     def wait(self, job_id: int) -> asyncio.Future:
@@ -73,19 +74,21 @@ class JobRunner:
             return  # a window may be closed twice
         self._closed = True
         self.client.progress.disconnect(self._on_progress)
-        self.queue.events.disconnect(self._on_event)
+        self.queue.events.added.disconnect(self._on_added)
+        self.queue.events.state.disconnect(self._on_state)
         for futures in self._waiters.values():
             for future in futures:
                 future.cancel()
         self._waiters.clear()
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _on_event(self, event: JobEvent) -> None:
-        if event.kind == "added":
-            # Not inside the queue's announcement of the new job: its other observers hear
-            # "added" before "running".
-            asyncio.get_event_loop().call_soon(self._next)
-        elif event.kind == "state" and event.job.state.finished:
+    def _on_added(self, _event: JobEvent) -> None:
+        # Not inside the queue's announcement of the new job: its other observers hear
+        # "added" before "running".
+        asyncio.get_event_loop().call_soon(self._next)
+
+    def _on_state(self, event: JobEvent) -> None:
+        if event.job.state.finished:
             for future in self._waiters.pop(event.job_id, []):
                 if not future.done():
                     future.set_result(event.job)

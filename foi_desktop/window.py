@@ -99,7 +99,8 @@ class MainWindow(QMainWindow):
         self._threads_override = threads_override
         self.client.set_model(self._model_choice())
         self.jobs = JobQueue()
-        self.jobs.events.connect(self._on_job_event)
+        self.jobs.events.progress.connect(lambda event: self._show_progress(event.job))
+        self.jobs.events.state.connect(self._on_job_state)
         self.runner = JobRunner(self.jobs, self.client, ask_model=self._replace_missing_model)
 
         self.canvas = CanvasView()
@@ -893,14 +894,11 @@ class MainWindow(QMainWindow):
         return True
 
     # -- the jobs, as the queue tells them ----------------------------------------------------
-    def _on_job_event(self, event: JobEvent) -> None:
+    def _on_job_state(self, event: JobEvent) -> None:
         job = event.job
-        if event.kind == "progress":
-            self._show_progress(job)
-            return
-        if event.kind == "state" and job.state is JobState.RUNNING:
+        if job.state is JobState.RUNNING:
             self._begin_progress(job)
-        elif event.kind == "state" and job.state.finished:
+        elif job.state.finished:
             self._job_ended(job)
         self._update_actions()
 

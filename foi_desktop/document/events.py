@@ -35,7 +35,8 @@ class EventKind(StrEnum):
 class Event:
     """layer_id: the layer concerned (LAYER, MASK).
     rect: for MASK, the bounding rectangle of the changed pixels (None = the whole mask);
-    rects: the changed tiles inside it (repaint just these when they are few)."""
+    rects: the changed rectangles inside it (a dab's; runs of tiles for a τ move or an undo):
+    repaint just these."""
 
     kind: EventKind
     layer_id: str | None = None

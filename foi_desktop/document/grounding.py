@@ -14,7 +14,7 @@ from PIL import Image
 from foi_engine.photo import WorkingFrame
 
 from .events import Rect
-from .maskops import TILE
+from .maskops import TILE, runs
 
 LEVELS = 65534  # map value v → level round(v·LEVELS) + 1; level 0 = outside the crop box
 
@@ -61,8 +61,10 @@ class Grounding:
         else:
             np.multiply(self.levels >= level(tau), 255, out=mask[y0:y1, x0:x1], casting="unsafe")
 
-    def band_tiles(self, old: float, new: float) -> list[Rect]:
-        """The tiles (photo rectangles, clipped to the box) that moving τ from old to new can change."""
+    def band_rects(self, old: float, new: float) -> list[Rect]:
+        """Where moving τ from old to new can change pixels: runs of neighbouring tiles in
+        each row of tiles whose range meets the band (photo rectangles, clipped to the box).
+        A run is one numpy pass in apply_band: a busy map's band meets hundreds of tiles."""
         if self.whole_image:
             return []
         low, high = sorted((level(old), level(new)))
@@ -71,17 +73,15 @@ class Grounding:
         hit = (self.tile_min < high) & (self.tile_max >= low)
         x0, y0, x1, y1 = self.box
         ty0, tx0 = self.tile_origin
-        rects = []
-        for row, col in zip(*np.nonzero(hit)):
-            ty, tx = ty0 + int(row), tx0 + int(col)
-            rects.append((max(tx * TILE, x0), max(ty * TILE, y0), min((tx + 1) * TILE, x1), min((ty + 1) * TILE, y1)))
-        return rects
+        return [(max((tx0 + start) * TILE, x0), max((ty0 + row) * TILE, y0),
+                 min((tx0 + end) * TILE, x1), min((ty0 + row + 1) * TILE, y1))
+                for row, start, end in zip(*(part.tolist() for part in runs(hit)))]
 
     def apply_band(self, mask: np.ndarray, flip: np.ndarray, rects: list[Rect], old: float, new: float) -> list[Rect]:
-        """Move τ from old to new in those tiles: every pixel whose level lies between the two
+        """Move τ from old to new in those rectangles: every pixel whose level lies between the two
         crosses τ, so it takes its flip value and keeps the one it showed as its new flip (see
-        InstructionLayer.flip: brush work holds on both sides of τ). Returns the tiles whose
-        pixels changed."""
+        InstructionLayer.flip: brush work holds on both sides of τ). Returns the rectangles
+        whose pixels changed."""
         low, high = sorted((level(old), level(new)))
         width = np.uint16(high - low)
         x0, y0 = self.box[:2]
@@ -96,7 +96,7 @@ class Grounding:
             crossing = ((levels - np.uint16(low)) < width).view(np.uint8)
             swap = np.bitwise_xor(shown, other)
             swap *= crossing
-            if swap.any():
+            if swap.max():  # not any(): on uint8 it casts to bool through a buffer
                 shown ^= swap
                 other ^= swap
                 changed.append(rect)

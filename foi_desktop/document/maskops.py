@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 from .events import Rect
 
 TILE = 128  # undo snapshots and threshold updates work in square tiles of this side
+EDGE_BAND = 64  # rows read at a time looking in from an edge for a mask's extent
 
 
 def clip_rect(rect: Rect, width: int, height: int) -> Rect | None:
@@ -32,12 +33,42 @@ def union_rect(a: Rect | None, b: Rect | None) -> Rect | None:
 
 
 def nonzero_rect(mask: np.ndarray) -> Rect | None:
-    """Bounding rectangle of the non-zero pixels, or None for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    """Bounding rectangle of the non-zero pixels, or None for an empty mask. The rows are
+    looked for from the top and bottom edges a band at a time, and a mask set at both side
+    edges spans the width: a mask set near its edges (a flip plane is 255 nearly everywhere)
+    costs a few bands, not passes over the photo."""
+    height, width = mask.shape
+    top = _set_row(mask)
+    if top is None:
         return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    bottom = _set_row(mask, backwards=True) + 1
+    rows = mask[top:bottom]
+    if rows[:, 0].any() and rows[:, -1].any():
+        return (0, top, width, bottom)
+    cols = np.flatnonzero(rows.any(axis=0))
+    return (int(cols[0]), top, int(cols[-1]) + 1, bottom)
+
+
+def _set_row(mask: np.ndarray, backwards: bool = False) -> int | None:
+    """The first row (the last, backwards) with a non-zero pixel, EDGE_BAND rows at a time."""
+    starts = range(0, mask.shape[0], EDGE_BAND)
+    for start in reversed(starts) if backwards else starts:
+        found = np.flatnonzero(mask[start : start + EDGE_BAND].max(axis=1))
+        if found.size:
+            return start + int(found[-1] if backwards else found[0])
+    return None
+
+
+def runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs of True along each row of a 2-D bool array, in order: (rows, starts, ends),
+    ends exclusive (one pass over the array)."""
+    height, width = flags.shape
+    padded = np.zeros((height, width + 2), np.int8)
+    padded[:, 1:-1] = flags
+    # Along each row, changes alternate: a run's start, then its end.
+    changes = np.flatnonzero(np.diff(padded, axis=1))
+    rows, starts = np.divmod(changes[0::2], width + 1)
+    return rows, starts, changes[1::2] - rows * (width + 1)
 
 
 def tiles_in(rect: Rect):

@@ -361,7 +361,7 @@ class Document:
             self.events.layer.emit(layer_id=layer.id)
         for layer in step.tiles:
             layer.revision += 1
-            self._emit_mask(layer, step.changed_rects(layer))
+            self._emit_mask(layer, step.mask_rects(layer))
 
     def _emit_mask(self, layer: InstructionLayer, rects: list[Rect] | None) -> None:
         """rects None = the whole mask."""
@@ -490,7 +490,7 @@ class Document:
         around a drag). Returns the changed rectangle (None if no pixel changed)."""
         layer = self.layer(layer_id)
         if tau is not None:
-            tau = float(np.clip(tau, 0.0, 1.0))
+            tau = min(max(float(tau), 0.0), 1.0)
         old = layer.effective_threshold
         changed: list[Rect] = []
         with self._step("Threshold", merge_key=("threshold", layer.id)) as step:
@@ -498,7 +498,7 @@ class Document:
             new = layer.effective_threshold
             grounding = layer.grounding
             if grounding is not None and old is not None and new is not None and old != new:
-                rects = grounding.band_tiles(old, new)
+                rects = grounding.band_rects(old, new)
                 for rect in rects:
                     step.touch(layer, rect)
                 changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)
@@ -552,54 +552,63 @@ class Document:
     # ------------------------------------------------------------------------------------------
     # Whole-mask operations
 
-    def _mask_operation(self, layer_id: str, text: str, operation, pointwise: bool = True) -> Rect | None:
-        """Run operation(mask) -> changed rect, as one undo item that stores only that rect.
-        A pointwise operation (invert, clear, fill, replace) runs on the flip plane too, so it
-        holds on both sides of τ like a stroke; the pixels a spatial one (grow, feather) changes
+    def _pointwise_operation(self, layer_id: str, text: str, reach, change) -> Rect | None:
+        """A pointwise operation (invert, clear, fill, replace, selections) as one undo item: it
+        runs on the flip plane too, so it holds on both sides of τ like a stroke. reach(plane)
+        is the rectangle it may change in a plane (None: nothing); change(plane, rect) changes
+        the plane in place under that rectangle. Only those pixels are stored or written: no
+        copy of a whole 24-megapixel mask. Returns the rectangle both planes' changes span."""
+        layer = self.layer(layer_id)
+        with self._step(text) as step:
+            mask_rect, flip_rect = reach(layer.mask), reach(layer.flip)
+            rect = maskops.union_rect(mask_rect, flip_rect)
+            if rect is not None:
+                self._mask_edit(step, layer, rect)
+                for plane, plane_rect in ((layer.mask, mask_rect), (layer.flip, flip_rect)):
+                    if plane_rect is not None:
+                        change(plane, plane_rect)
+        if mask_rect is not None:  # the flip plane shows nowhere: views redraw the mask's part only
+            self._emit_mask(layer, [mask_rect])
+        return rect
+
+    def _spatial_operation(self, layer_id: str, text: str, operation) -> Rect | None:
+        """Run operation(mask) -> changed rect (grow, feather: a pixel's new value depends on
+        its neighbours'), as one undo item that stores only that rect. The pixels it changes
         keep their new value whatever τ does."""
         layer = self.layer(layer_id)
         with self._step(text) as step:
             mask = layer.mask.copy()
             rect = operation(mask)
-            if pointwise:
-                flip = layer.flip.copy()
-                rect = maskops.union_rect(rect, operation(flip))
             if rect is not None:
                 self._mask_edit(step, layer, rect)
                 x0, y0, x1, y1 = rect
                 area = np.s_[y0:y1, x0:x1]
-                if pointwise:
-                    layer.flip[area] = flip[area]
-                else:
-                    np.copyto(layer.flip[area], mask[area], where=mask[area] != layer.mask[area])
+                np.copyto(layer.flip[area], mask[area], where=mask[area] != layer.mask[area])
                 layer.mask[area] = mask[area]
         if rect is not None:
             self._emit_mask(layer, [rect])
         return rect
 
     def invert_mask(self, layer_id: str) -> Rect | None:
-        def invert(mask):
-            np.subtract(255, mask, out=mask)
-            return (0, 0, mask.shape[1], mask.shape[0])
+        def invert(plane, rect):
+            area = _area(plane, rect)
+            np.subtract(255, area, out=area)
 
-        return self._mask_operation(layer_id, "Invert mask", invert)
+        return self._pointwise_operation(layer_id, "Invert mask", _whole, invert)
 
     def clear_mask(self, layer_id: str) -> Rect | None:
-        def clear(mask):
-            rect = maskops.nonzero_rect(mask)
-            mask[:] = 0
-            return rect
+        def clear(plane, rect):
+            _area(plane, rect)[:] = 0
 
-        return self._mask_operation(layer_id, "Clear mask", clear)
+        return self._pointwise_operation(layer_id, "Clear mask", maskops.nonzero_rect, clear)
 
     def grow_mask(self, layer_id: str, pixels: int) -> Rect | None:
         """Grow by pixels (negative = shrink)."""
         text = "Grow mask" if pixels >= 0 else "Shrink mask"
-        return self._mask_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels), pointwise=False)
+        return self._spatial_operation(layer_id, text, lambda mask: maskops.grow(mask, pixels))
 
     def feather_mask(self, layer_id: str, pixels: float) -> Rect | None:
-        return self._mask_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels),
-                                    pointwise=False)
+        return self._spatial_operation(layer_id, "Feather mask", lambda mask: maskops.feather(mask, pixels))
 
     def set_mask(self, layer_id: str, mask: np.ndarray, text: str = "Set mask") -> None:
         """Replace a mask of the photo's size: uint8 0..255, or bool or numbers in [0, 1]
@@ -608,11 +617,10 @@ class Document:
         if array.shape != self.layer(layer_id).mask.shape:
             raise MaskError(f"The mask is {array.shape[1]}×{array.shape[0]}, the photo {self.size[0]}×{self.size[1]}.")
 
-        def replace(target):
-            np.copyto(target, array)
-            return (0, 0, target.shape[1], target.shape[0])
+        def replace(plane, rect):
+            np.copyto(_area(plane, rect), _area(array, rect))
 
-        self._mask_operation(layer_id, text, replace)
+        self._pointwise_operation(layer_id, text, _whole, replace)
 
     def import_mask(self, layer_id: str, path: str | os.PathLike) -> None:
         """Read a mask image of any size: its alpha if it has transparency, else its grey
@@ -638,7 +646,8 @@ class Document:
         An empty selection changes nothing: a stray click must not wipe a mask (Clear does)."""
         if region.rect is None:
             return None
-        return self._mask_operation(layer_id, text, lambda plane: selection.apply(plane, region, mode))
+        return self._pointwise_operation(layer_id, text, lambda plane: selection.reach(plane, region, mode),
+                                         lambda plane, rect: selection.apply(plane, region, mode, rect))
 
     def select_similar(self, layer_id: str, x: float, y: float, tolerance: int = 32,
                        mode: str = "replace") -> Rect | None:
@@ -770,6 +779,15 @@ class Document:
         if entry is None:
             raise MaskError("There is no result to export yet: run Edit first.")
         return write_layered(path, kind or kind_for_path(path), self.layered_edit(entry))
+
+
+def _whole(plane: np.ndarray) -> Rect:
+    return (0, 0, plane.shape[1], plane.shape[0])
+
+
+def _area(plane: np.ndarray, rect: Rect) -> np.ndarray:
+    x0, y0, x1, y1 = rect
+    return plane[y0:y1, x0:x1]
 
 
 def _read_mask_image(path) -> Image.Image:

@@ -59,6 +59,50 @@ def test_undo_stores_only_touched_tiles(doc):
     assert list(step.tiles[layer]) == [(0, 0)]
 
 
+def test_a_step_keeps_a_tile_of_one_value_as_that_value_and_any_other_as_pixels(doc):
+    """Tiles are frozen a row of tiles at a time: each still on its own, the photo's ragged
+    last row and column too (300 × 200 px: tiles of 128)."""
+    layer = doc.layers[0]
+    painted = np.zeros((200, 300), np.uint8)
+    painted[130:140, 260:270] = 200  # the corner tile (partial both ways)
+    painted[5, 5] = 1  # the first tile, one pixel off
+    painted[:, 128:256] = 255  # the middle column of tiles: one value each
+    doc.set_mask(layer.id, painted)  # into the flip plane too: τ will not move it
+    doc.invert_mask(layer.id)
+    step = doc.history.undo_steps[-1]
+    kept = step.tiles[layer]
+    assert sorted(kept) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    (before, _), (after, _) = kept[(1, 2)]  # (mask, flip plane) before and after
+    assert np.array_equal(before, painted[128:, 256:]) and np.array_equal(after, 255 - painted[128:, 256:])
+    assert kept[(0, 1)] == [(255, 255), (0, 0)]
+    assert kept[(0, 2)] == [(0, 0), (255, 255)]
+    assert kept[(0, 0)][0][0].shape == (128, 128) and kept[(0, 0)][1][1].shape == (128, 128)
+    doc.undo()
+    assert np.array_equal(layer.mask, painted) and np.array_equal(layer.flip, painted)
+    doc.redo()
+    assert np.array_equal(layer.mask, 255 - painted) and np.array_equal(layer.flip, 255 - painted)
+
+
+def test_nonzero_rect_is_the_extent_of_the_set_pixels():
+    from foi_desktop.document import maskops
+
+    rng = np.random.default_rng(2)
+    assert maskops.nonzero_rect(np.zeros((150, 170), np.uint8)) is None
+    for _ in range(60):
+        height, width = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+        mask = np.zeros((height, width), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            mask[rng.integers(0, height), rng.integers(0, width)] = rng.integers(1, 256)
+        ys, xs = np.nonzero(mask)
+        assert maskops.nonzero_rect(mask) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert maskops.nonzero_rect(np.full((150, 170), 255, np.uint8)) == (0, 0, 170, 150)
+    edges = np.zeros((150, 170), bool)
+    edges[100, 0] = edges[20, 60] = True  # one side edge only
+    assert maskops.nonzero_rect(edges) == (0, 20, 61, 101)
+    edges[140, 169] = True  # and the other
+    assert maskops.nonzero_rect(edges) == (0, 20, 170, 141)
+
+
 def test_invert_clear_grow_shrink_feather(doc):
     layer = doc.layers[0]
     _stroke(doc, layer, [(150, 100)], radius=30)

@@ -6,7 +6,8 @@ import pytest
 from document_helpers import fake_locate
 from PIL import Image
 
-from foi_desktop.document import Document, selection
+from foi_desktop.document import Document, maskops, selection
+from foi_desktop.document.maskops import TILE
 
 
 def _full(region, size=(10, 8)):
@@ -51,6 +52,32 @@ def test_polygon_fills_a_triangle_and_leaves_a_self_crossing_bow_tie_even_odd():
     assert selection.polygon((10, 8), [(1, 1), (5, 5)]).rect is None
 
 
+def _even_odd(points, size):
+    """Pixel by pixel: a pixel is in when an odd number of the path's edges cross its row's
+    centre line (half-open: an edge from y_a to y_b spans y when exactly one end lies at or
+    above it) at or left of the pixel (a crossing belongs to the pixel its x rounds into)."""
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    inside = np.zeros((height, width), bool)
+    for (xa, ya), (xb, yb) in zip(points, np.roll(points, -1, axis=0)):
+        spans = (ya <= ys) != (yb <= ys)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing = xa + (ys - ya) * (xb - xa) / (yb - ya)
+        inside ^= spans & (np.floor(crossing + 0.5) <= xs - 0.5)
+    return inside
+
+
+def test_polygon_matches_an_even_odd_test_of_every_pixel():
+    """Random paths, crossing themselves and leaving the photo, with corners on whole, half
+    and quarter pixels (edges through pixel centres) and anywhere."""
+    rng = np.random.default_rng(5)
+    for grid in (1, 2, 4, 1000):
+        for _ in range(25):
+            size = (int(rng.integers(1, 60)), int(rng.integers(1, 60)))
+            points = np.round(rng.uniform(-15, 75, (int(rng.integers(3, 30)), 2)) * grid) / grid
+            assert np.array_equal(_full(selection.polygon(size, points), size), _even_odd(points, size)), (size, points)
+
+
 def test_magic_wand_takes_the_joined_similar_colours_only():
     pixels = np.zeros((6, 9, 3), np.uint8)
     pixels[:, :] = (200, 100, 50)
@@ -85,6 +112,38 @@ def test_magic_wand_matches_a_flood_fill_on_noisy_blobs():
     for x, y in ((10, 10), (0, 39), (49, 0), (25, 17)):
         region = _full(selection.similar_colour(pixels, x, y, 25), (50, 40))
         assert np.array_equal(region, _flood(blobs == blobs[y, x], y, x))
+
+
+def test_magic_wand_searching_a_growing_window_finds_the_whole_region(monkeypatch):
+    """The wand searches around the click first and widens while the region reaches the
+    window's edge: with a tiny first window it must still find exactly what a flood fill of
+    the whole photo finds, for regions of every size (one pixel to the whole photo)."""
+    rng = np.random.default_rng(7)
+    height, width = 60, 80
+    y, x = np.mgrid[0:height, 0:width]
+    smooth = 128 + 90 * np.sin(x / 9.0) * np.cos(y / 7.0)
+    pixels = np.clip(smooth[:, :, None] + rng.normal(0, 10, (height, width, 3)), 0, 255).astype(np.uint8)
+    monkeypatch.setattr(selection, "WAND_REACH", 2)
+    sizes = set()
+    for tolerance in (5, 30, 80, 255):
+        for _ in range(12):
+            col, row = int(rng.integers(0, width)), int(rng.integers(0, height))
+            near = (np.abs(pixels.astype(int) - pixels[row, col].astype(int)) <= tolerance).all(axis=2)
+            expected = _flood(near, row, col)
+            region = selection.similar_colour(pixels, col + 0.5, row + 0.5, tolerance)
+            assert np.array_equal(_full(region, (width, height)), expected), (tolerance, col, row)
+            sizes.add(int(expected.sum()))
+    assert min(sizes) < 10 and max(sizes) == width * height  # small regions and the whole photo
+    # A corridor winding away from the click (the pixel marked in green), turned to leave it
+    # in each direction: the first window holds only its start.
+    corridor = np.zeros((30, 30, 3), np.uint8)
+    corridor[15:28, 15] = corridor[27, 2:16] = corridor[2:28, 2] = 200
+    corridor[15, 15, 1] = 201
+    for turn in range(4):
+        turned = np.ascontiguousarray(np.rot90(corridor, turn))
+        row, col = np.argwhere(turned[:, :, 1] == 201)[0]
+        region = _full(selection.similar_colour(turned, col, row, 10), (30, 30))
+        assert np.array_equal(region, turned[:, :, 0] == 200), turn
 
 
 @pytest.fixture
@@ -149,6 +208,26 @@ def test_a_selection_holds_on_both_sides_of_tau(doc):
     outside = ~cut
     outside[10:40, 250:290] = False
     assert np.array_equal(layer.mask[outside], tau_map[outside])  # elsewhere the map still rules
+
+
+def test_views_are_told_where_the_mask_changed_not_the_flip_plane(doc):
+    """Replace clears the flip plane wherever it is set (all around the found region) but the
+    mask only where it was: the canvas redraws that part, after undo too."""
+    doc.apply_grounding(fake_locate(doc))
+    layer = doc.layers[0]
+    before = layer.mask.copy()
+    events = []
+    doc.events.connect(events.append)
+    region = selection.rectangle(doc.size, (250, 150), (260, 160))
+    assert doc.select(layer.id, region, "replace", "Rectangle") == (0, 0, 300, 200)  # both planes
+    shown = maskops.union_rect(maskops.nonzero_rect(before), region.rect)
+    assert shown != (0, 0, 300, 200)
+    assert [e.rect for e in events if e.kind == "mask"] == [shown]
+    changed = {(y // TILE, x // TILE) for y, x in zip(*np.nonzero(layer.mask != before))}
+    events.clear()
+    doc.undo()
+    (undone,) = [e for e in events if e.kind == "mask"]
+    assert {tile for rect in undone.rects for tile in maskops.tiles_in(rect)} == changed
 
 
 def test_replace_overrides_the_map_whatever_tau_does(doc):
