@@ -687,24 +687,23 @@ class MainWindow(QMainWindow):
         getattr(self.doc, name)(self.panel.active_layer_id, *args)
 
     def import_mask(self) -> None:
-        if self.panel.active_layer_id is None:
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Import a mask", "", "Images (*.png *.jpg *.tif *.tiff *.webp)")
-        if path:
-            try:
-                self.doc.import_mask(self.panel.active_layer_id, path)
-            except (FoiError, OSError) as error:
-                report_error(self, error, "Cannot use this mask")
+        self._mask_file(QFileDialog.getOpenFileName, ("Import a mask", "", "Images (*.png *.jpg *.tif *.tiff *.webp)"),
+                        "import_mask", "Cannot use this mask")
 
     def export_mask(self) -> None:
+        self._mask_file(QFileDialog.getSaveFileName, ("Export the mask", "mask.png", "PNG (*.png)"),
+                        "export_mask", "Could not save the mask")
+
+    def _mask_file(self, ask, question: tuple[str, str, str], action: str, failure: str) -> None:
+        """Ask for a file, then read the active instruction's mask from it or write it there."""
         if self.panel.active_layer_id is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the mask", "mask.png", "PNG (*.png)")
+        path, _ = ask(self, *question)
         if path:
             try:
-                self.doc.export_mask(self.panel.active_layer_id, path)
+                getattr(self.doc, action)(self.panel.active_layer_id, path)
             except (FoiError, OSError) as error:
-                report_error(self, error, "Could not save the mask")
+                report_error(self, error, failure)
 
     def undo(self) -> None:
         if self.doc is not None:

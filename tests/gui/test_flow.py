@@ -259,3 +259,28 @@ def test_keys_go_back_to_the_canvas_after_strip_and_toolbar_clicks(window, qtbot
         qtbot.mouseClick(toolbar.widgetForAction(action), Qt.MouseButton.LeftButton)
         assert QApplication.focusWidget() is window.canvas, action.text()
     assert window.canvas.tool == "brush" and window.doc.undo_text == "Invert mask"
+
+
+def test_mask_export_and_import_through_the_file_dialogs(opened, monkeypatch, tmp_path, errors):
+    """Mask ▸ Export writes the active instruction's mask where the dialog says; Import reads
+    it back; a file that is no picture is reported in a line, the mask untouched."""
+    from PySide6.QtWidgets import QFileDialog
+
+    window = opened
+    layer_id = window.panel.active_layer_id
+    window.doc.set_mask(layer_id, np.pad(np.ones((100, 200), np.float32), ((50, 150), (100, 151))))
+    painted = window.doc.layer(layer_id).mask.copy()
+    saved = tmp_path / "cat mask.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args: (str(saved), "PNG (*.png)"))
+    window.export_mask()
+    assert saved.is_file()
+    window.doc.clear_mask(layer_id)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (str(saved), ""))
+    window.import_mask()
+    np.testing.assert_array_equal(window.doc.layer(layer_id).mask, painted)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (str(broken), ""))
+    window.import_mask()
+    assert errors and errors[-1][0] and "mask" in (errors[-1][0] + errors[-1][1]).lower()
+    np.testing.assert_array_equal(window.doc.layer(layer_id).mask, painted)
