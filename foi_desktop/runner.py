@@ -38,6 +38,10 @@ class LocateRequest:
         """Raises InstructionError for an empty instruction, as `Document.edit_request` does."""
         return cls(doc.photo, doc.instructions(), doc.settings, doc.seed, [layer.id for layer in doc.layers])
 
+    def engine_arguments(self) -> dict:
+        """What `Engine.locate` and `EngineClient.locate` take from the request, by name."""
+        return {"image": self.photo, "instructions": self.instructions, "settings": self.settings, "seed": self.seed}
+
 
 class JobRunner:
     """Takes the queue's jobs as they come and runs them on `client`. A job's request is a
@@ -137,8 +141,5 @@ class JobRunner:
 
     def _call(self, job: Job) -> asyncio.Future:
         request, cancel = job.request, self.queue.cancel_event(job.id)
-        arguments = request.engine_arguments()
-        if job.kind is JobKind.LOCATE:
-            del arguments["masks"]  # finding regions reads no masks
-            return self.client.locate(**arguments, job_id=job.id, cancel=cancel)
-        return self.client.edit(**arguments, job_id=job.id, cancel=cancel)
+        run = self.client.locate if job.kind is JobKind.LOCATE else self.client.edit
+        return run(**request.engine_arguments(), job_id=job.id, cancel=cancel)

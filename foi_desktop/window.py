@@ -35,7 +35,7 @@ from .document import Document, EventKind, RecoveryStore, follow, open_project, 
 from .history_panel import HistoryPanel
 from .imaging import qimage_to_pil
 from .instructions import InstructionPanel
-from .jobs import JobEvent, JobKind, JobQueue, JobState
+from .jobs import JobEvent, JobEventKind, JobKind, JobQueue, JobState
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip, method_of
 from .runner import JobRunner, LocateRequest
@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         self.jobs = JobQueue()
         self.jobs.events.progress.connect(lambda event: self._show_progress(event.job))
         self.jobs.events.state.connect(self._on_job_state)
+        for kind in (JobEventKind.ADDED, JobEventKind.REMOVED):  # what Cancel can reach
+            self.jobs.events[kind].connect(lambda _event: self._update_actions())
         self.runner = JobRunner(self.jobs, self.client, ask_model=self._replace_missing_model)
 
         self.canvas = CanvasView()

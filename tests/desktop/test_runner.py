@@ -9,7 +9,7 @@ import pytest
 
 from foi_desktop.document import EditRequest
 from foi_desktop.jobs import JobKind, JobQueue, JobState
-from foi_desktop.runner import JobRunner
+from foi_desktop.runner import JobRunner, LocateRequest
 from foi_engine import Cancelled, ModelError
 from foi_engine.errors import ServerGoneError
 
@@ -72,7 +72,7 @@ def settle(loop):
 def test_jobs_run_one_at_a_time_oldest_first_with_their_own_cancel_event(loop):
     queue, client = JobQueue(), FakeClient()
     JobRunner(queue, client)
-    first = queue.enqueue(JobKind.LOCATE, request(1), "Find regions")
+    first = queue.enqueue(JobKind.LOCATE, LocateRequest(None, [], None, 1, []), "Find regions")
     second = queue.enqueue(JobKind.EDIT, request(2), "seed 2")
     settle(loop)
     assert [(c.kind, c.job_id) for c in client.calls] == [("locate", first.id)]
