@@ -144,14 +144,51 @@ class Step:
     structure: list = field(default_factory=list)
     bytes: int = 0
     recent: set = field(default_factory=set)  # (layer, tile) touched since the last close
+    # layer → [grounding, first old τ, last new τ]: the step's τ moves on a layer it keeps no
+    # tiles of (a layer has one or the other, never both)
+    bands: dict = field(default_factory=dict)
 
     def touch(self, layer, rect: Rect) -> None:
         """Remember the pixels under rect as they are now, for the tiles not yet remembered."""
+        if layer in self.bands:
+            self._bands_to_tiles(layer)
         saved = self.tiles.setdefault(layer, {})
         keys = list(tiles_in(rect))
         for key, tile in _freeze(layer, [key for key in keys if key not in saved]).items():
             saved[key] = [tile, None]
         self.recent.update((layer, key) for key in keys)
+
+    def move_band(self, layer, grounding, old: float, new: float) -> list[Rect]:
+        """Move τ from old to new over the grounding's band (Grounding.apply_band); returns the
+        rectangles whose pixels changed. A τ move swaps mask and flip where the level lies
+        between the two, and swaps commute and undo themselves, so a step of τ moves alone is
+        undone by one swap from its last τ back to its first: nothing is copied during a drag
+        (the snapshots were most of a big move's cost)."""
+        band = self.bands.get(layer)
+        if layer in self.tiles or (band is not None and band[0] is not grounding):
+            rects = grounding.band_rects(old, new)
+            for rect in rects:
+                self.touch(layer, rect)
+            return grounding.apply_band(layer.mask, layer.flip, rects, old, new)
+        if band is None:
+            band = self.bands[layer] = [grounding, old, new]
+        band[2] = new
+        return grounding.apply_band(layer.mask, layer.flip, grounding.band_rects(old, new), old, new)
+
+    def _swap_band(self, layer, backwards: bool) -> list[Rect]:
+        grounding, old, new = self.bands[layer]
+        if backwards:
+            old, new = new, old
+        return grounding.apply_band(layer.mask, layer.flip, grounding.band_rects(old, new), old, new)
+
+    def _bands_to_tiles(self, layer) -> None:
+        """Another edit joins the layer's τ moves: keep its band's tiles as they were before
+        the moves (swap back, remember, swap again) so that the tiles alone undo the step."""
+        self._swap_band(layer, backwards=True)
+        grounding, old, new = self.bands.pop(layer)
+        for rect in grounding.band_rects(old, new):
+            self.touch(layer, rect)
+        grounding.apply_band(layer.mask, layer.flip, grounding.band_rects(old, new), old, new)
 
     def set_field(self, layer, name: str, old, new) -> None:
         entry = self.fields.setdefault((layer, name), [old, new])
@@ -179,14 +216,19 @@ class Step:
         self.recent.clear()
         for layer in [layer for layer, saved in self.tiles.items() if not saved]:
             del self.tiles[layer]
+        for layer in [layer for layer, (grounding, old, new) in self.bands.items() if not grounding.band_rects(old, new)]:
+            del self.bands[layer]
         for key, (old, new) in list(self.fields.items()):
             if old is new or (type(old) is type(new) and not isinstance(old, np.ndarray) and old == new):
                 del self.fields[key]
-        return bool(self.tiles or self.fields or self.structure)
+        return bool(self.tiles or self.fields or self.structure or self.bands)
 
     def mask_rects(self, layer) -> list[Rect]:
         """Where the step changed the mask, as runs of tiles along rows of tiles (a change to
         the flip plane alone shows nowhere: no view needs to redraw it)."""
+        if layer in self.bands:
+            grounding, old, new = self.bands[layer]
+            return grounding.band_rects(old, new)
         height, width = layer.mask.shape
         changed = [key for key, (before, after) in self.tiles.get(layer, {}).items()
                    if not _same_plane(before[0], after[0])]
@@ -199,6 +241,8 @@ class Step:
         for (layer, name), (old, new) in self.fields.items():
             setattr(layer, name, old if backwards else new)
         self.restore_tiles(0 if backwards else 1)
+        for layer in self.bands:
+            self._swap_band(layer, backwards)
 
     def restore_tiles(self, which: int) -> None:
         """Write back every tile's before (which=0) or after (which=1)."""

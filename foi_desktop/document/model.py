@@ -359,7 +359,7 @@ class Document:
             self.events.layers.emit()
         for layer in {layer for layer, _ in step.fields}:
             self.events.layer.emit(layer_id=layer.id)
-        for layer in step.tiles:
+        for layer in {**step.tiles, **step.bands}:
             layer.revision += 1
             self._emit_mask(layer, step.mask_rects(layer))
 
@@ -498,10 +498,7 @@ class Document:
             new = layer.effective_threshold
             grounding = layer.grounding
             if grounding is not None and old is not None and new is not None and old != new:
-                rects = grounding.band_rects(old, new)
-                for rect in rects:
-                    step.touch(layer, rect)
-                changed = grounding.apply_band(layer.mask, layer.flip, rects, old, new)
+                changed = step.move_band(layer, grounding, old, new)
                 if changed:
                     layer.revision += 1
         self.events.layer.emit(layer_id=layer.id)

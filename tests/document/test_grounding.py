@@ -168,3 +168,51 @@ def test_a_threshold_move_visits_only_the_tiles_of_its_band(monkeypatch):
     tile = grounding_module.TILE
     total = -(-3000 // tile) * -(-2000 // tile)
     assert visited and max(visited) < total / 4, (visited, total)
+
+
+def test_threshold_undo_and_redo_restore_masks_exactly_on_a_random_map(doc):
+    """τ steps are undone by swapping their band back (no snapshots): every state, mask and
+    flip plane, comes back exactly, brush work included, also when a mask operation joins a τ drag."""
+    located = fake_locate(doc)
+    rng = np.random.default_rng(7)
+    located.maps[0] = rng.random(located.maps[0].shape, dtype=np.float32)  # contours everywhere
+    doc.apply_grounding(located)
+    layer = doc.layers[0]
+
+    def state():
+        return layer.mask.copy(), layer.flip.copy(), layer.threshold
+
+    def stroke(erase):
+        doc.begin_stroke(layer.id, erase=erase, radius=9, hardness=0.4)
+        for _ in range(3):
+            doc.stroke_to(*rng.uniform((0, 0), doc.size))
+        doc.end_stroke()
+
+    stroke(False), stroke(True)
+    states = [state()]
+    for tau in (0.8, 0.2, 0.65, 0.1):
+        doc.begin_group("Threshold")
+        doc.set_threshold(layer.id, tau)
+        doc.set_threshold(layer.id, tau + 0.05)
+        doc.end_group()
+        states.append(state())
+    doc.begin_group("Threshold")  # a mask operation joins the τ moves' step
+    doc.set_threshold(layer.id, 0.4)
+    doc.grow_mask(layer.id, 3)
+    doc.set_threshold(layer.id, 0.55)
+    doc.end_group()
+    states.append(state())
+    assert not np.array_equal(states[0][0], states[-1][0])
+    mixed, pure = doc.history.undo_steps[-1], doc.history.undo_steps[-2]
+    assert layer in pure.bands and layer not in pure.tiles  # nothing snapshotted
+    assert layer in mixed.tiles and layer not in mixed.bands
+
+    def same(a, b):
+        return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+    for expected in reversed(states[:-1]):
+        doc.undo()
+        assert same(state(), expected)
+    for expected in states[1:]:
+        doc.redo()
+        assert same(state(), expected)
