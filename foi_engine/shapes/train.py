@@ -25,7 +25,7 @@ exponential moving average of the UNet and text encoder is what is exported.
 Every --check-every steps a quick held-out slice (scenes the evaluation never reads)
 measures binding: the keyword's mask IoU and whether it lies on the named shape; in the
 ip2p stage also whether plain InstructPix2Pix lands the asked colour. Lines go to
---work/log.jsonl; the averaged weights of the ip2p check that scores best (IoU + lands) are the
+--work/log.jsonl; the averaged weights of the ip2p check that scores best (IoU + clean edits) are the
 ones exported. The finished model is saved in diffusers format (safetensors) to --out."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from ..atomic import atomic_write
 from ..catalog import SETTINGS_FILE
 from ..engine import FoiEngine
 from .data import TEMPLATES, caption, make_example
-from .evaluate import instructions_of, iou, lands, own_shape, settings, upsample
+from .evaluate import CLEAN_PSNR_DB, instructions_of, iou, lands, own_shape, psnr, settings, upsample
 from .model import build_models, build_tokenizer, start_as_pooling
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, coun
         index += 1
         if len(example.shapes) >= 2 and example.edits[0].keyword is not None:
             scenes.append(example)
-    ious, owns, landed = [], [], []
+    ious, owns, landed, clean = [], [], [], []
     for seed, example in enumerate(scenes):
         source, edit = Image.fromarray(example.source), example.edits[0]
         found = engine.locate(source, instructions_of(example), settings(True), seed=seed)
@@ -214,17 +214,21 @@ def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, coun
         owns.append(own_shape(mask, example, edit.target))
         if edits:
             result = engine.edit(source, instructions_of(example), settings(False, steps=20), seed=seed)
-            landed.append(lands(np.asarray(result.image), edit.mask, edit.colour))
+            pixels = np.asarray(result.image)
+            landed.append(lands(pixels, edit.mask, edit.colour))
+            clean.append(landed[-1] and not psnr(pixels, example.source, ~edit.mask) < CLEAN_PSNR_DB)
     report = {"iou": float(np.mean(ious)), "own_shape": float(np.mean(owns))}
     if landed:
         report["plain_lands_multi_shape"] = float(np.mean(landed))
+        report["plain_clean_multi_shape"] = float(np.mean(clean))
     return report
 
 
 def score(check: dict) -> float:
     """What the best snapshot is chosen by: the keyword mask's IoU plus plain
-    InstructPix2Pix's landing rate, on the quick-check slice (never the evaluation's scenes)."""
-    return check["iou"] + check.get("plain_lands_multi_shape", 0.0)
+    InstructPix2Pix's clean rate (lands, outside kept) on the quick-check slice (never the
+    evaluation's scenes). Lands alone rewards a model that recolours every shape."""
+    return check["iou"] + check.get("plain_clean_multi_shape", 0.0)
 
 
 def export(vae, unet, text_encoder, tokenizer, scheduler, out: Path) -> None:
