@@ -13,17 +13,21 @@ in the order a run needs them (the last row imports what `FoiEngine.from_pretrai
 so each library's share is the difference from the row above. The "scipy hidden" row is
 the same 40-step edit with scipy made unimportable, as on a computer where only FoI Studio's
 own dependencies are installed (scipy comes with the test extras' scikit-image; the bundle
-leaves it out). Writes bench/results/startup.json."""
+leaves it out). The "--server" rows are the same edits sent to a `foi serve --model shapes`
+already running on this computer (started once before the rows, stopped after): the engine
+stays resident, so a launch pays only the client's imports. Writes bench/results/startup.json."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +50,7 @@ def edit_args(scene: Path, out: Path, steps: int, strength: float) -> list[str]:
             "--steps", str(steps), "--strength", str(strength)]
 
 
-def rows(scene: Path, out: Path) -> dict[str, list[str]]:
+def rows(scene: Path, out: Path, server: str) -> dict[str, list[str]]:
     """Each row's command line."""
     python = [sys.executable, "-c"]
     ladder = {}
@@ -58,7 +62,28 @@ def rows(scene: Path, out: Path) -> dict[str, list[str]]:
         "foi edit, 1 step": python + [CONSOLE] + edit_args(scene, out, 2, 0.5),
         "foi edit, 40 steps": python + [CONSOLE] + edit_args(scene, out, 50, 0.8),
         "foi edit, 40 steps, scipy hidden": python + [HIDE_SCIPY + CONSOLE] + edit_args(scene, out, 50, 0.8),
+        "foi edit --server, 1 step": python + [CONSOLE] + edit_args(scene, out, 2, 0.5) + ["--server", server],
+        "foi edit --server, 40 steps": python + [CONSOLE] + edit_args(scene, out, 50, 0.8) + ["--server", server],
     }
+
+
+def start_server(timeout_s: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """`foi serve --model shapes` on a free loopback port, once it answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", CONSOLE, "serve", "--model", "shapes", "--port", str(port)],
+                              env=clean_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/v1/info", timeout=5):
+                return server, url
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("foi serve did not answer")
 
 
 def clean_env() -> dict:
@@ -104,13 +129,18 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     scene, out = RESULTS / "scene.png", RESULTS / "scene-edited.png"
     Image.fromarray(demo_scene()[0]).save(scene)
-    commands = rows(scene, out)
-    runs = {name: [] for name in commands}
-    load_before = os.getloadavg()
-    for _ in range(args.repeats):
-        for name, command in commands.items():  # interleaved: a busy spell falls on every row alike
-            runs[name].append(run_once(command))
-    load_after = os.getloadavg()
+    server, url = start_server()
+    try:
+        commands = rows(scene, out, url)
+        runs = {name: [] for name in commands}
+        load_before = os.getloadavg()
+        for _ in range(args.repeats):
+            for name, command in commands.items():  # interleaved: a busy spell falls on every row alike
+                runs[name].append(run_once(command))
+        load_after = os.getloadavg()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
     print(f"{os.cpu_count()} cores; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
           f"medians [min–max] of {args.repeats} runs, seconds")
