@@ -723,7 +723,8 @@ class MainWindow(QMainWindow):
         server, or a model on this computer)."""
         prefs = self.preferences
         if self._model_override is None and prefs.engine == "server":
-            return ModelChoice(prefs.server_url, token=prefs.server_token or None)
+            return ModelChoice(prefs.server_url, token=prefs.server_token or None,
+                               server_model=prefs.server_model or None)
         device = self._device_override or (None if prefs.device == "auto" else prefs.device)
         return ModelChoice(self._model_override or prefs.model, device, prefs.precision,
                            self._threads_override or prefs.threads)
@@ -1067,7 +1068,7 @@ class MainWindow(QMainWindow):
             setattr(self.preferences, name, value)
         save_preferences(self.preferences)
         # A choice made here replaces the command line's.
-        engine_changed = bool({"model", "engine", "server_url"} & set(changes))
+        engine_changed = bool({"model", "engine", "server_url", "server_model"} & set(changes))
         if engine_changed:
             self._model_override = None
         if "device" in changes:

@@ -39,13 +39,15 @@ PREVIEW_INTERVAL_S = 0.25
 class ModelChoice:
     """Where runs happen, as `open_engine` takes it: a model name or folder loaded here (on
     `device`, in `precision` "auto", "float32" or "float16"), or a `foi serve` server's URL
-    (http:// or https://, with its `token`), whose first model runs there."""
+    (http:// or https://, with its `token`), whose model `server_model` runs there (None: the
+    server's first)."""
 
     model: str
     device: str | None = None
     precision: str = "auto"
     threads: int = 0  # CPU threads; 0: automatic (foi_engine.threads)
     token: str | None = field(default=None, repr=False)  # the server's; never written to a log
+    server_model: str | None = None  # a name from the server's list
 
     @property
     def remote(self) -> bool:
@@ -75,7 +77,7 @@ def _open_engine(choice: ModelChoice, progress):
     from foi_engine.protocol import open_engine
 
     return open_engine(choice.model, device=choice.device, precision=choice.precision, progress=progress,
-                       token=choice.token)
+                       token=choice.token, model=choice.server_model)
 
 
 def _load_tokenizer(model: str):
@@ -84,14 +86,22 @@ def _load_tokenizer(model: str):
     return load_tokenizer(model)
 
 
-def check_server(url: str, token: str | None) -> EngineInfo:
-    """Connect to a `foi serve` server, ask what it runs, hang up: its EngineInfo, or the
-    FoiError that says in one line why not (unreachable, token refused, another version).
-    It waits on the network: call it off the UI thread."""
+@dataclass(frozen=True)
+class ServerAnswer:
+    """What a server said it runs: its first model's EngineInfo, and the names of all it offers."""
+
+    info: EngineInfo
+    models: tuple[str, ...]
+
+
+def check_server(url: str, token: str | None) -> ServerAnswer:
+    """Connect to a `foi serve` server, ask what it runs, hang up: its answer, or the FoiError
+    that says in one line why not (unreachable, token refused, another version). It waits on
+    the network: call it off the UI thread."""
     from foi_engine.remote import RemoteEngine
 
     with RemoteEngine.connect(url, token=token) as engine:
-        return engine.info()
+        return ServerAnswer(engine.info(), tuple(model["name"] for model in engine.server_info()["models"]))
 
 
 DEVICE_NAMES = {"cpu": "CPU", "mps": "Apple graphics"}  # others: "graphics card cuda:0"
@@ -104,7 +114,8 @@ def where_runs(choice: ModelChoice, info: EngineInfo | None, note: str | None = 
         parts = urlsplit(choice.model)
         server = parts.netloc + parts.path.rstrip("/")
         if info is None:
-            return f"Runs on server {server} ({note or 'connects when first needed'})"
+            model = f" — {choice.server_model}" if choice.server_model else ""
+            return f"Runs on server {server}{model} ({note or 'connects when first needed'})"
         return f"Runs on server {server} — {info.model_name}, {info.device}"
     if info is None:
         return "Runs on this computer"

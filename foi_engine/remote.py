@@ -290,7 +290,8 @@ class RemoteEngine:
         if self.model is None:
             return server["models"][0]
         if self.model not in names:
-            raise ModelError(f"The server at {self.url} has no model {self.model!r}: it offers {', '.join(names)}.")
+            raise ModelError(f"The server at {self.url} does not offer the model {self.model!r}: it offers "
+                             f"{', '.join(names)}. Choose one of those.")
         return server["models"][names.index(self.model)]
 
     def _call(self, method: str, path: str, body: bytes | None = None, during: str = "a request",

@@ -78,14 +78,14 @@ class GateEngine:
     """An Engine whose edits take `steps` steps, each waiting until `gate` is open (or the run is
     cancelled); it records each run's seed in the order runs start."""
 
-    def __init__(self, steps: int = 3):
-        self.steps = steps
+    def __init__(self, steps: int = 3, name: str = "gate"):
+        self.steps, self.name = steps, name
         self.gate = threading.Event()
         self.started = threading.Event()  # set when a run starts
         self.order: list[int] = []
 
     def info(self):
-        return EngineInfo("gate", "cpu", "0", 77, True)
+        return EngineInfo(self.name, "cpu", "0", 77, True)
 
     def count_tokens(self, instructions):
         return 2 + sum(len(i.text.split()) for i in instructions)
@@ -106,7 +106,7 @@ class GateEngine:
                 on_step(i, self.steps, Image.new("RGB", (8, 8), (i, 0, 0)))
         frame = WorkingFrame.for_photo(image.size, settings.resolution)
         return EditResult(Image.new("RGB", frame.size, (seed % 256, 0, 0)), None, None, settings, seed, frame,
-                          tuple(instructions), "gate", True)
+                          tuple(instructions), self.name, True)
 
 
 def small_request(seed: int = 0, model: str | None = None):

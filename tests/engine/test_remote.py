@@ -204,7 +204,7 @@ def test_a_server_that_is_not_there_is_told_plainly():
 def test_a_model_not_on_the_servers_list_and_an_upload_too_large_are_refused_before_sending():
     gate = GateEngine()
     with running_server({"gate": gate}, max_request_bytes=1000) as (url, scheduler):
-        with pytest.raises(ModelError, match="has no model 'timbrooks/instruct-pix2pix': it offers gate"):
+        with pytest.raises(ModelError, match="does not offer the model 'timbrooks/instruct-pix2pix': it offers gate"):
             RemoteEngine.connect(url, model="timbrooks/instruct-pix2pix")
         noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
         with pytest.raises(PhotoError, match=r"MiB as sent, more than the server at .* accepts"):

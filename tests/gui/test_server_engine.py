@@ -174,3 +174,105 @@ def test_a_server_not_there_fails_the_job_in_a_line_and_the_window_carries_on(ma
     assert window._load_dialog is None and not window.progress_bar.isVisible()
     assert window.where_label.text() == f"Runs on server 127.0.0.1:{url.rsplit(':', 1)[1]} (connects when first needed)"
     assert window.find_action.isEnabled() and not window.cancel_action.isEnabled()
+
+
+# -- the server's models ----------------------------------------------------------------------
+def _items(box) -> list[str]:
+    return [box.itemText(index) for index in range(box.count())]
+
+
+def _test_connection(dialog, qtbot) -> str:
+    dialog.test_button.click()
+    qtbot.waitUntil(dialog.test_button.isEnabled, timeout=30000)
+    return dialog.test_label.text()
+
+
+def test_test_connection_lists_the_servers_models_and_the_one_chosen_runs_the_edits(make_window, qtbot, run,
+                                                                                    photo_path):
+    first, second = GateEngine(), GateEngine(name="second")
+    first.gate.set()
+    second.gate.set()
+    with running_server({"gate": first, "second": second}) as (url, _scheduler):
+        window = make_window(engine="server", server_url=url)
+        where = f"Runs on server 127.0.0.1:{url.rsplit(':', 1)[1]}"
+        seen = {}
+
+        def choose_the_second(dialog):
+            box = dialog.server_model_box
+            seen["before"] = _items(box)
+            seen["said"] = _test_connection(dialog, qtbot)
+            seen["after"] = (_items(box), box.currentIndex())
+            box.setCurrentIndex(1)
+
+        answer_settings(qtbot, window, choose_the_second)
+        assert seen == {"before": ["The server's default model"],
+                        "said": f"Connected: models gate, second on cpu, FoI Studio {version()}.",
+                        "after": (["gate (the server's default)", "second"], 0)}
+        assert window.preferences.server_model == "second" and load_preferences().server_model == "second"
+        assert window.client.choice.server_model == "second"
+        assert window.where_label.text() == f"{where} — second (connects when first needed)"
+
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        window.doc.settings = EditSettings(steps=3, resolution=64)
+        entry = run(window.start_edit(), timeout=120)
+        assert entry is not None and entry.model_name == "second"
+        assert second.order == [entry.seed] and first.order == []  # what the server ran
+        assert window.where_label.text() == f"{where} — second, cpu"
+
+        # Settings again, OK untouched: the choice shown is the one in force, and nothing changes.
+        choice = window.client.choice
+        answer_settings(qtbot, window, lambda dialog: seen.update(shown=dialog.server_model_box.currentText()))
+        assert seen["shown"] == "second" and window.client.choice is choice
+        assert window.where_label.text() == f"{where} — second, cpu"
+
+
+def test_a_model_the_server_does_not_offer_fails_the_job_in_a_line_and_stays_chosen_until_changed(
+        make_window, qtbot, run, photo_path):
+    with running_server({"gate": GateEngine(), "second": GateEngine(name="second")}) as (url, _scheduler):
+        window = make_window(engine="server", server_url=url, server_model="shapes")
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        doc, masks, undo = window.doc, [layer.mask.copy() for layer in window.doc.layers], window.doc.undo_text
+        assert run(window.start_edit(), timeout=120) is None
+        job, = window.jobs.jobs()
+        refusal = f"The server at {url} does not offer the model 'shapes': it offers gate, second. Choose one of those."
+        assert job.state is JobState.FAILED and job.error == refusal
+        assert (window.failure_notice.windowTitle(), window.failure_notice.text()) == ("Could not edit", refusal)
+        assert doc.results == [] and doc.undo_text == undo
+        assert all(np.array_equal(layer.mask, mask) for layer, mask in zip(doc.layers, masks))
+
+        seen = {}
+
+        def look(dialog):
+            seen["said"] = _test_connection(dialog, qtbot)
+            seen["listed"] = _items(dialog.server_model_box)
+            seen["shown"] = dialog.server_model_box.currentText()
+
+        answer_settings(qtbot, window, look)
+        assert seen == {"said": "Connected, but the server does not offer the model 'shapes': it offers gate, "
+                                "second. Choose one of those.",
+                        "listed": ["gate (the server's default)", "second", "shapes (not offered by this server)"],
+                        "shown": "shapes (not offered by this server)"}
+        assert window.preferences.server_model == "shapes"  # OK on it switched nothing
+
+
+
+def test_on_a_server_the_editing_page_shows_the_users_settings_not_the_local_models(qtbot):
+    """The local model (shapes, which sets its own steps and resolution) does not run there."""
+    from foi_desktop.dialogs import SettingsDialog
+
+    dialog = SettingsDialog(Preferences(engine="server", server_url="http://127.0.0.1:8765", model="shapes",
+                                        steps=20, resolution=256, strength=0.9))
+    qtbot.addWidget(dialog)
+
+    def shown():
+        return dialog.steps.value(), dialog.resolution.value(), dialog.resolution.isEnabled()
+
+    assert shown() == (20, 256, True)
+    dialog.strength.setValue(0.5)  # the user's own change stays through what follows
+    dialog.local_button.setChecked(True)
+    assert shown() == (50, 64, False) and dialog.strength.value() == 0.5
+    dialog.server_button.setChecked(True)
+    assert shown() == (20, 256, True) and dialog.strength.value() == 0.5
+    assert dialog.changes() == {"strength": 0.5}
