@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
-        self.client.tokenizerLoaded.connect(self._on_tokenizer_loaded)
+        self.client.counterReady.connect(self._on_counter_ready)
         self._model_override, self._device_override = model_override, device_override
         self._threads_override = threads_override
         self.client.set_model(self._model_choice())
@@ -989,8 +989,9 @@ class MainWindow(QMainWindow):
         if info is not None:
             self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
 
-    def _on_tokenizer_loaded(self, max_tokens: int) -> None:
-        self.panel.set_token_counter(self.client.count_tokens, max_tokens)  # before the model loads
+    def _on_counter_ready(self, max_tokens: int | None) -> None:
+        """Before the model loads: its tokenizer is read, or a server has counted."""
+        self.panel.set_token_counter(self.client.count_tokens, max_tokens)
 
     def _show_model_state(self, note: str | None = None) -> None:
         """The model, and where it runs; note: "loading…", "not available"… while it is so. A
@@ -1125,7 +1126,7 @@ class MainWindow(QMainWindow):
             self.client.shutdown()
         else:
             for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
-                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded)):
+                                 (self.client.counterReady, self._on_counter_ready)):
                 signal.disconnect(slot)
         if self.doc is not None:
             self.recovery.discard(self.doc)

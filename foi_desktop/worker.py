@@ -7,8 +7,8 @@ in the UI thread and turns requests into awaitables (qasync futures), so the job
 `result = await client.edit(...)` while the event loop keeps painting; progress carries the job
 id the request was made for. The engine loads (or connects) lazily, on the first request that
 needs it; a local model's tokenizer, which counts an instruction's tokens, as soon as the model
-is chosen. On a server there is no count here: reading a tokenizer loads torch, seconds this
-computer need not spend (the server refuses an instruction too long, in a sentence)."""
+is chosen. A server counts them itself (`ServerTokenCounts`, in a thread of its own): reading a
+tokenizer here would load torch, seconds this computer need not spend."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ import itertools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from foi_engine import Cancelled, FoiError, ModelError, threads
+from foi_engine import Cancelled, FoiError, InstructionError, ModelError, threads
 from foi_engine.catalog import is_server_url
 from foi_engine.errors import ServerGoneError, as_foi_error
 from foi_engine.prompt import count_tokens
@@ -33,6 +34,9 @@ from foi_engine.protocol import EngineInfo
 log = logging.getLogger(__name__)
 # A live preview at most this often: decoding and painting it costs the UI a few ms.
 PREVIEW_INTERVAL_S = 0.25
+COUNT_AFTER_MS = 250  # a server counts an instruction list once typing pauses this long
+COUNT_TIMEOUT_S = 5.0  # a counter that waits longer on a server stays empty
+RECOUNT_AFTER_S = 10.0  # a list whose count failed is asked again after this long
 
 
 @dataclass(frozen=True)
@@ -203,13 +207,120 @@ class EngineWorker(QObject):
         return on_step
 
 
+class ServerTokenCounts(QObject):
+    """A server's token counts for the instruction counter. The window never waits on them:
+    they are asked in a thread of their own, one question at a time, for the latest list once
+    typing pauses, and each answer is kept. Until a list's answer comes, `count` gives the last
+    one (a keystroke stale); a server that does not answer leaves the counter empty."""
+
+    counted = Signal(object)  # the model's most tokens (None: not known yet): ask `count` again
+    _replied = Signal(object, object)  # from the thread: the texts asked about, (count, most) or the error
+
+    def __init__(self, choice: ModelChoice, parent: QObject | None = None):
+        super().__init__(parent)
+        self._choice = choice
+        self._engine = None  # a RemoteEngine, made in the thread (it reads certificates)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="foi-token-count")
+        self._answers: dict[tuple[str, ...], int | InstructionError] = {}
+        self._last: int | InstructionError | None = None
+        self._max_tokens: int | None = None
+        self._wanted: list | None = None  # the instructions to ask about next
+        self._asking = self._closed = False
+        self._failed: tuple[tuple[str, ...] | None, float] = (None, 0.0)
+        self._timer = QTimer(self, singleShot=True, interval=COUNT_AFTER_MS)
+        self._timer.timeout.connect(self._ask)
+        self._replied.connect(self._on_reply)
+        self._ask(())  # connect now: the counter's limit is known before the first run
+
+    def count(self, instructions) -> int | None:
+        """The list's count, else the last one while the server is asked; raises the
+        InstructionError a run would meet (the server's sentence)."""
+        instructions = list(instructions)
+        texts = tuple(instruction.text for instruction in instructions)
+        answer = self._answers.get(texts)
+        if answer is None:
+            failed, when = self._failed
+            if texts != failed or time.monotonic() - when > RECOUNT_AFTER_S:
+                self._wanted = instructions
+                self._timer.start()
+            answer = self._last
+        if isinstance(answer, InstructionError):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        """No more questions; the one under way ends in its thread (within the timeouts), and
+        this object goes once it has replied (never under the thread's feet)."""
+        self._closed = True
+        self._timer.stop()
+        self._thread.submit(self._hang_up)
+        self._thread.shutdown(wait=False)
+        if not self._asking:
+            self.deleteLater()
+
+    def _ask(self, instructions=None) -> None:
+        if instructions is None:
+            instructions, self._wanted = self._wanted, None
+        if self._closed or self._asking or instructions is None:
+            return
+        self._asking = True
+        self._thread.submit(self._question, list(instructions))
+
+    def _question(self, instructions: list) -> None:  # in the thread
+        texts = tuple(instruction.text for instruction in instructions)
+        try:
+            if self._engine is None:
+                from foi_engine.remote import RemoteEngine
+
+                choice = self._choice
+                self._engine = RemoteEngine(choice.model, token=choice.token, model=choice.server_model,
+                                            connect_timeout=COUNT_TIMEOUT_S, read_timeout=COUNT_TIMEOUT_S)
+            count = self._engine.count_tokens(instructions) if instructions else None
+            reply = (count, self._engine.info().max_tokens)
+        except Exception as error:  # noqa: BLE001 - said in the UI thread: a counter never breaks typing
+            reply = error
+        try:
+            self._replied.emit(texts, reply)
+        except RuntimeError:  # the app is closing
+            pass
+
+    def _hang_up(self) -> None:  # in the thread
+        if self._engine is not None:
+            self._engine.close()
+
+    @Slot(object, object)
+    def _on_reply(self, texts: tuple[str, ...], reply) -> None:
+        self._asking = False
+        if self._closed:
+            self.deleteLater()
+            return
+        if isinstance(reply, tuple):
+            count, self._max_tokens = reply
+        elif isinstance(reply, InstructionError):
+            count = reply  # too long, too many: the counter says why, as a run would
+        else:
+            count, self._failed = None, (texts, time.monotonic())
+            if not isinstance(reply, FoiError):
+                log.warning("Counting tokens on the server failed", exc_info=reply)
+        if texts:
+            if count is not None:
+                if len(self._answers) > 256:
+                    self._answers.clear()
+                self._answers[texts] = count
+            self._last = count
+        self.counted.emit(self._max_tokens)
+        self._ask()  # typed on meanwhile
+
+
 class EngineClient(QObject):
     """UI-thread side: start requests, await their outcome, cancel them."""
 
     submit = Signal(object)  # to the worker (queued across threads)
     loading = Signal(int, int, str)  # done, total, text
     loaded = Signal(object)  # EngineInfo; None: the engine went away, the next run connects again
-    tokenizerLoaded = Signal(int)  # the model's most tokens: count_tokens counts from now on
+    # The model's most tokens (None: not known): count_tokens counts from now on, or counts
+    # anew (a server's count came). Locally once the model's tokenizer is read.
+    counterReady = Signal(object)
     progress = Signal(int, int, int, object)  # job id, step, steps, preview or None
 
     def __init__(self, parent=None):
@@ -219,6 +330,7 @@ class EngineClient(QObject):
         self.info: EngineInfo | None = None
         self.choice: ModelChoice | None = None
         self._tokenizer = None  # the chosen model's, read here: counting never waits for a run
+        self._server_counts: ServerTokenCounts | None = None  # a server's counts instead
         self._thread = QThread()
         self._thread.setObjectName("FoI engine")
         self._worker = EngineWorker()
@@ -239,13 +351,19 @@ class EngineClient(QObject):
     # -- requests ---------------------------------------------------------------
     def set_model(self, choice: ModelChoice) -> None:
         """Use this model (or server) from the next request on; nothing loads until one needs
-        it but a local model's tokenizer (tokenizerLoaded says when; a model not on this
-        computer has none yet)."""
+        it but the token counter (counterReady says when: a local model's tokenizer is read, a
+        model not on this computer has none yet; a server is asked in the background)."""
         if choice == self.choice:
             return  # keep the loaded engine
         self.choice, self.info, self._tokenizer = choice, None, None
         self.submit.emit(_Request(0, RequestKind.CONFIGURE, (choice,)))
-        if not choice.remote:
+        if self._server_counts is not None:
+            self._server_counts.close()
+            self._server_counts = None
+        if choice.remote:
+            self._server_counts = ServerTokenCounts(choice, self)
+            self._server_counts.counted.connect(self.counterReady)
+        else:
             self._read_tokenizer(choice.model)
 
     def load(self) -> asyncio.Future:
@@ -269,8 +387,10 @@ class EngineClient(QObject):
             request.cancel.set()
 
     def count_tokens(self, instructions) -> int | None:
-        """Tokens the instructions use, or None before the model's tokenizer is read. It only
-        reads its vocabulary, so the UI thread may use it while the worker runs."""
+        """Tokens the instructions use, or None before the model's tokenizer is read (a server:
+        before it answered). It never waits: the UI thread may use it while the worker runs."""
+        if self._server_counts is not None:
+            return self._server_counts.count(instructions)
         try:
             if self._tokenizer is not None:
                 return count_tokens(self._tokenizer, list(instructions))
@@ -281,6 +401,8 @@ class EngineClient(QObject):
     def shutdown(self, timeout_ms: int = 60000) -> bool:
         """Cancel what runs, stop the thread and wait for it (the current step finishes)."""
         self.cancel()
+        if self._server_counts is not None:
+            self._server_counts.close()
         self._thread.quit()
         return self._thread.wait(timeout_ms)
 
@@ -323,7 +445,7 @@ class EngineClient(QObject):
     def _on_tokenizer(self, _request_id: int, choice: ModelChoice, tokenizer) -> None:
         if choice == self.choice:  # not one chosen before and replaced since
             self._tokenizer = tokenizer
-            self.tokenizerLoaded.emit(tokenizer.model_max_length)
+            self.counterReady.emit(tokenizer.model_max_length)
 
     @Slot(int, object)
     def _resolve(self, request_id: int, value) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
 
 from foi_desktop.jobs import JobState
 from foi_desktop.preferences import Preferences, load_preferences, save_preferences
-from foi_engine import EditSettings
+from foi_engine import EditSettings, Instruction
 from foi_engine.version import version
 from gui_helpers import answer_settings
 
@@ -181,6 +182,13 @@ def _items(box) -> list[str]:
     return [box.itemText(index) for index in range(box.count())]
 
 
+def _type_on(qtbot, window, text: str) -> None:
+    """Type at the end of the (only) instruction, as a person would."""
+    row, = window.panel.rows.values()
+    row.text_edit.moveCursor(QTextCursor.MoveOperation.End)
+    qtbot.keyClicks(row.text_edit, text)
+
+
 def _test_connection(dialog, qtbot) -> str:
     dialog.test_button.click()
     qtbot.waitUntil(dialog.test_button.isEnabled, timeout=30000)
@@ -276,3 +284,55 @@ def test_on_a_server_the_editing_page_shows_the_users_settings_not_the_local_mod
     dialog.server_button.setChecked(True)
     assert shown() == (20, 256, True) and dialog.strength.value() == 0.5
     assert dialog.changes() == {"strength": 0.5}
+
+# -- the token counter on a server ------------------------------------------------------------
+def test_the_token_counter_counts_the_same_on_a_server_as_here_without_a_run(window, make_window, shared_client,
+                                                                             tiny_engine, qtbot, photo_path):
+    window.open_path(photo_path)
+    window.doc.add_layer("make the cat a tiger")
+    qtbot.waitUntil(lambda: window.panel.tokens_label.text().startswith("Tokens "), timeout=60000)
+    with running_server({"tiny-random": tiny_engine}) as (url, _scheduler):
+        remote = make_window(engine="server", server_url=url)
+        remote.open_path(photo_path)
+        remote.doc.add_layer("make the cat a tiger")
+        label = remote.panel.tokens_label
+        qtbot.waitUntil(lambda: label.text() == window.panel.tokens_label.text(), timeout=30000)
+        _type_on(qtbot, remote, " and the grass green")
+        assert remote.doc.layers[0].text == "make the cat a tiger and the grass green"
+        expected = shared_client.count_tokens([Instruction(remote.doc.layers[0].text)])
+        qtbot.waitUntil(lambda: label.text() == f"Tokens {expected} / {tiny_engine.info().max_tokens}",
+                        timeout=30000)
+        assert remote.client.info is None  # counted by the server, with no run and no model here
+        for editor in (window, remote):  # one instruction too many: the run's own sentence, here and there
+            for number in range(6):
+                editor.doc.add_layer(f"make part {number} blue")
+        assert window.panel.tokens_label.text() == remote.panel.tokens_label.text() == \
+            "7 instructions is too many for one edit: use at most 6."
+
+
+def test_a_server_that_is_gone_or_silent_leaves_the_counter_empty_and_the_window_responsive(make_window, qtbot,
+                                                                                          photo_path):
+    server = LoopbackServer({"gate": GateEngine()})
+    server.start()
+    try:
+        window = make_window(engine="server", server_url=server.url)
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        label = window.panel.tokens_label
+        qtbot.waitUntil(lambda: label.text() == "Tokens 5 / 77", timeout=30000)  # the gate counts words
+    finally:
+        server.stop()
+    _type_on(qtbot, window, " tonight")
+    qtbot.waitUntil(lambda: label.text() == "", timeout=30000)  # gone: no count rather than a wrong one
+
+    with socket.socket() as silent:  # takes the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        window = make_window(engine="server", server_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        started = time.monotonic()
+        _type_on(qtbot, window, " tonight")
+        qtbot.wait(1000)  # past the pause after which the server is asked
+        assert time.monotonic() - started < 3  # the window went on meanwhile
+        assert window.doc.layers[0].text == "make it snowy tonight" and window.panel.tokens_label.text() == ""
