@@ -18,7 +18,6 @@ import itertools
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
@@ -220,12 +219,12 @@ class ServerTokenCounts(QObject):
         super().__init__(parent)
         self._choice = choice
         self._engine = None  # a RemoteEngine, made in the thread (it reads certificates)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="foi-token-count")
         self._answers: dict[tuple[str, ...], int | InstructionError] = {}
         self._last: int | InstructionError | None = None
         self._max_tokens: int | None = None
         self._wanted: list | None = None  # the instructions to ask about next
         self._asking = self._closed = False
+        self._lock = threading.Lock()  # between close and a thread's answer: none comes after close
         self._failed: tuple[tuple[str, ...] | None, float] = (None, 0.0)
         self._timer = QTimer(self, singleShot=True, interval=COUNT_AFTER_MS)
         self._timer.timeout.connect(self._ask)
@@ -249,14 +248,14 @@ class ServerTokenCounts(QObject):
         return answer
 
     def close(self) -> None:
-        """No more questions; the one under way ends in its thread (within the timeouts), and
-        this object goes once it has replied (never under the thread's feet)."""
-        self._closed = True
+        """No more questions, and no waiting (quitting never waits on the network): a question
+        under way is left to its thread, which drops the answer and hangs up."""
         self._timer.stop()
-        self._thread.submit(self._hang_up)
-        self._thread.shutdown(wait=False)
+        with self._lock:
+            self._closed = True
         if not self._asking:
-            self.deleteLater()
+            self._hang_up()
+        self.deleteLater()
 
     def _ask(self, instructions=None) -> None:
         if instructions is None:
@@ -264,9 +263,12 @@ class ServerTokenCounts(QObject):
         if self._closed or self._asking or instructions is None:
             return
         self._asking = True
-        self._thread.submit(self._question, list(instructions))
+        # A daemon: a server that never answers keeps it no longer than its timeout, and
+        # holds no one up meanwhile, not even the interpreter's exit.
+        threading.Thread(target=self._question, args=(list(instructions),), name="foi-token-count",
+                         daemon=True).start()
 
-    def _question(self, instructions: list) -> None:  # in the thread
+    def _question(self, instructions: list) -> None:  # in its thread
         texts = tuple(instruction.text for instruction in instructions)
         try:
             if self._engine is None:
@@ -279,20 +281,21 @@ class ServerTokenCounts(QObject):
             reply = (count, self._engine.info().max_tokens)
         except Exception as error:  # noqa: BLE001 - said in the UI thread: a counter never breaks typing
             reply = error
-        try:
-            self._replied.emit(texts, reply)
-        except RuntimeError:  # the app is closing
-            pass
+        with self._lock:
+            if not self._closed:  # else this object may be gone: nothing of Qt is touched
+                self._replied.emit(texts, reply)
+                return
+        self._hang_up()
 
-    def _hang_up(self) -> None:  # in the thread
+    def _hang_up(self) -> None:
         if self._engine is not None:
             self._engine.close()
 
     @Slot(object, object)
     def _on_reply(self, texts: tuple[str, ...], reply) -> None:
         self._asking = False
-        if self._closed:
-            self.deleteLater()
+        if self._closed:  # answered just before close
+            self._hang_up()
             return
         if isinstance(reply, tuple):
             count, self._max_tokens = reply

@@ -4,6 +4,7 @@ this process (tests/engine/server_helpers.py), its engine a gate the test opens.
 
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -336,3 +337,29 @@ def test_a_server_that_is_gone_or_silent_leaves_the_counter_empty_and_the_window
         qtbot.wait(1000)  # past the pause after which the server is asked
         assert time.monotonic() - started < 3  # the window went on meanwhile
         assert window.doc.layers[0].text == "make it snowy tonight" and window.panel.tokens_label.text() == ""
+
+
+def test_quitting_never_waits_on_a_server_that_does_not_answer(make_window, qtbot, photo_path, monkeypatch):
+    monkeypatch.setattr("foi_desktop.worker.COUNT_TIMEOUT_S", 3.0)  # the count gives up soon after the window
+    earlier = set(threading.enumerate())
+
+    def counting() -> list[threading.Thread]:
+        """This window's counting threads."""
+        return [thread for thread in set(threading.enumerate()) - earlier if thread.name == "foi-token-count"]
+
+    with socket.socket() as silent:  # takes the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        window = make_window(engine="server", server_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        window.doc.modified = False  # no "Save changes?": the closing itself is timed
+        qtbot.waitUntil(lambda: bool(counting()), timeout=10000)  # a count waits on the server
+        waiting = counting()
+        started = time.monotonic()
+        window.close()
+        assert time.monotonic() - started < 1 and not window.isVisible()
+        assert all(thread.daemon for thread in waiting)  # the interpreter's exit does not wait for them either
+        # Their answers come late, after the window's objects have gone: dropped, nothing breaks.
+        qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in waiting), timeout=10000)
+        qtbot.wait(200)
