@@ -24,7 +24,7 @@ from foi_engine.remote import plain_http_warning
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
-from .worker import check_server
+from .worker import ModelChoice, check_server, model_settings_for
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ class SettingsDialog(QDialog):
         self._shown_asked = self._asked()
         self._lock_model_settings(self._shown_asked)
         self.model_box.currentTextChanged.connect(self._model_changed)
+        self.server_model_box.currentIndexChanged.connect(self._model_changed)
         self._engine_changed()
         self._server_changed()
         self._opened = self._values()
@@ -220,6 +221,7 @@ class SettingsDialog(QDialog):
         self._say(self.http_warning, f"Note: {warning}" if warning else "")
         self._say(self.test_label, "")
         self._list_server_models(self.server_model())
+        self._show_asked(keep_users=True)  # what this server said of its model, if it has
 
     def server_model(self) -> str:
         """The server's model chosen: a name from its list, "" for its default (its first)."""
@@ -230,6 +232,7 @@ class SettingsDialog(QDialog):
         before a test, the choice alone. A choice the server does not offer stays, said so:
         only the user changes it."""
         box = self.server_model_box
+        box.blockSignals(True)  # the same choice listed anew: no other model chosen
         box.clear()
         if not offered:
             box.addItem(chosen or "The server's default model", chosen)
@@ -239,6 +242,7 @@ class SettingsDialog(QDialog):
         if offered and chosen and chosen not in offered:
             box.addItem(f"{chosen} (not offered by this server)", chosen)
         box.setCurrentIndex(box.findData(chosen))
+        box.blockSignals(False)
 
     def _say(self, label: QLabel, text: str) -> None:
         """A note under the pages, or none (no blank line either); the dialog grows for its
@@ -274,6 +278,7 @@ class SettingsDialog(QDialog):
             return
         chosen, offered, info = self.server_model(), answer.models, answer.info
         self._list_server_models(chosen, offered)
+        self._show_asked(keep_users=True)  # the chosen model's own settings, now said
         if chosen and chosen not in offered:
             self._say(self.test_label, f"Connected, but the server does not offer the model {chosen!r}: it offers "
                                        f"{', '.join(offered)}. Choose one of those.")
@@ -303,12 +308,15 @@ class SettingsDialog(QDialog):
                 "text_guidance": self.text_guidance, "gamma": self.gamma, "resolution": self.resolution}
 
     def _asked(self) -> dict:
-        """The run settings the chosen model sets itself (its foi_settings.json); on a server,
-        none: the user's apply there (as the window runs them)."""
+        """The run settings the chosen model sets itself (its foi_settings.json; a server's
+        model's once the server has said), as the window runs them."""
         if self.server_button.isChecked():
-            return {}
+            url = self.server_url.text().strip()
+            choice = ModelChoice(url, server_model=self.server_model() or None) if is_server_url(url) else None
+        else:
+            choice = ModelChoice(self.model())
         try:
-            return model_settings(self.model())
+            return model_settings_for(choice) if choice is not None else {}
         except FoiError:
             return {}  # a broken file is reported when the model loads
 

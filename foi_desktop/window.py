@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QProgressDialog, QSpinBox)
 
 from foi_engine import EditSettings, FoiError
-from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
+from foi_engine.catalog import SHAPES, TINY_RANDOM
 from foi_engine.errors import report
 
 from . import assets, toolbars
@@ -39,7 +39,7 @@ from .jobs import JobEvent, JobEventKind, JobKind, JobQueue, JobState
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip, method_of
 from .runner import JobRunner, LocateRequest
-from .worker import EngineClient, ModelChoice, where_runs
+from .worker import EngineClient, ModelChoice, model_settings_for, where_runs
 
 log = logging.getLogger("foi_desktop")
 
@@ -355,7 +355,8 @@ class MainWindow(QMainWindow):
 
     def _run_settings(self, base: EditSettings, names=RUN_SETTINGS) -> EditSettings:
         """The user's run settings (those named) over base, then what the chosen model asks for
-        (the shapes model works only at 64 px, reading regions from its finest layers)."""
+        (the shapes model works only at 64 px, reading regions from its finest layers; a
+        server's model, once the server has said)."""
         try:
             settings = self.preferences.edit_settings(base, names)
         except FoiError as error:
@@ -363,8 +364,7 @@ class MainWindow(QMainWindow):
             settings = base
         choice = self._model_choice()
         try:
-            # A server's model keeps its settings on the server: the user's apply.
-            asked = {} if choice.remote else model_settings(choice.model)
+            asked = model_settings_for(choice)
         except FoiError as error:
             log.warning("Settings of model %s refused: %s", choice.model, error)
             asked = {}
@@ -988,10 +988,26 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         if info is not None:
             self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
+            self._take_model_settings()
 
     def _on_counter_ready(self, max_tokens: int | None) -> None:
         """Before the model loads: its tokenizer is read, or a server has counted."""
         self.panel.set_token_counter(self.client.count_tokens, max_tokens)
+        self._take_model_settings()
+
+    def _take_model_settings(self) -> None:
+        """The document runs with a server's model's own settings as soon as the server has
+        said them (a local model's are known from the start). They are the model's, not a
+        change of the user's: a saved document stays saved."""
+        if self.doc is None or not self._model_choice().remote:
+            return
+        settings = self._run_settings(self.doc.settings, names=())
+        if settings != self.doc.settings:
+            unsaved = self.doc.modified
+            self.doc.settings = settings
+            if not unsaved:
+                self.doc.modified = False
+                self._update_title()
 
     def _show_model_state(self, note: str | None = None) -> None:
         """The model, and where it runs; note: "loading…", "not available"… while it is so. A
@@ -1059,7 +1075,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.preferences, self, current=self._settings_in_force())
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+        accepted = dialog.exec() == SettingsDialog.DialogCode.Accepted
+        self._take_model_settings()  # Test connection may have heard them
+        if not accepted:
             return
         changes = dialog.changes()
         if not changes:

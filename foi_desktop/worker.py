@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from foi_engine import Cancelled, FoiError, InstructionError, ModelError, threads
-from foi_engine.catalog import is_server_url
+from foi_engine.catalog import is_server_url, model_settings
 from foi_engine.errors import ServerGoneError, as_foi_error
 from foi_engine.prompt import count_tokens
 from foi_engine.protocol import EngineInfo
@@ -104,7 +104,30 @@ def check_server(url: str, token: str | None) -> ServerAnswer:
     from foi_engine.remote import RemoteEngine
 
     with RemoteEngine.connect(url, token=token) as engine:
-        return ServerAnswer(engine.info(), tuple(model["name"] for model in engine.server_info()["models"]))
+        models = engine.server_info()["models"]
+        remember_server(url, models)
+        return ServerAnswer(engine.info(), tuple(model["name"] for model in models))
+
+
+# What each server said its models ask for (their folders' foi_settings.json), by its address
+# as chosen: {model name: settings}, its default first. Every connection tells it (Test
+# connection, the token counter's, a run's), the latest answer replacing the one before.
+_server_models: dict[str, dict[str, dict]] = {}
+
+
+def remember_server(url: str, models: list[dict]) -> None:
+    """Keep what a server's GET /v1/info said of its models (`RemoteEngine.server_info`)."""
+    _server_models[url] = {model["name"]: dict(model["settings"]) for model in models}
+
+
+def model_settings_for(choice: ModelChoice) -> dict:
+    """The run settings the chosen model sets itself: a local model's foi_settings.json (a
+    ModelError when it cannot be read), a server's model's as the server said (none until it
+    has answered)."""
+    if not choice.remote:
+        return model_settings(choice.model)
+    models = _server_models.get(choice.model, {})
+    return dict(models.get(choice.server_model or next(iter(models), ""), {}))
 
 
 DEVICE_NAMES = {"cpu": "CPU", "mps": "Apple graphics"}  # others: "graphics card cuda:0"
@@ -164,9 +187,12 @@ class EngineWorker(QObject):
             if request.kind is RequestKind.LOAD and was_loaded:
                 self.loaded.emit(request.id, engine.info())
             elif request.kind is RequestKind.LOCATE:
-                self.located.emit(request.id, engine.locate(*request.args))
+                image, instructions, settings, seed = request.args
+                self.located.emit(request.id, engine.locate(image, instructions, self._with_server_settings(settings),
+                                                            seed))
             elif request.kind is RequestKind.EDIT:
                 image, instructions, settings, seed, masks = request.args
+                settings = self._with_server_settings(settings)
                 self.edited.emit(request.id, engine.edit(
                     image, instructions, settings, seed=seed, masks=masks,
                     on_step=self._step_reporter(request), cancel=request.cancel))
@@ -189,8 +215,17 @@ class EngineWorker(QObject):
             self.loading.emit(request.id, 0, 0, f"{doing} {self._choice.model}…")
             self._engine = _open_engine(
                 self._choice, lambda done, total, text: self.loading.emit(request.id, int(done), int(total), str(text)))
+            if self._choice.remote:
+                remember_server(self._choice.model, self._engine.server_info()["models"])
             self.loaded.emit(request.id, self._engine.info())
         return self._engine
+
+    def _with_server_settings(self, settings):
+        """A server's model's own settings over a run's: the window applies them once it knows
+        them (`model_settings_for`), but a first run may leave before it does."""
+        if not self._choice.remote:
+            return settings
+        return dataclasses.replace(settings, **model_settings_for(self._choice))
 
     def _step_reporter(self, request: _Request):
         last_preview = [0.0]
@@ -210,7 +245,8 @@ class ServerTokenCounts(QObject):
     """A server's token counts for the instruction counter. The window never waits on them:
     they are asked in a thread of their own, one question at a time, for the latest list once
     typing pauses, and each answer is kept. Until a list's answer comes, `count` gives the last
-    one (a keystroke stale); a server that does not answer leaves the counter empty."""
+    one (a keystroke stale); a server that does not answer leaves the counter empty. The first
+    answer also tells what the server's models ask for (`model_settings_for`)."""
 
     counted = Signal(object)  # the model's most tokens (None: not known yet): ask `count` again
     _replied = Signal(object, object)  # from the thread: the texts asked about, (count, most) or the error
@@ -278,7 +314,7 @@ class ServerTokenCounts(QObject):
                 self._engine = RemoteEngine(choice.model, token=choice.token, model=choice.server_model,
                                             connect_timeout=COUNT_TIMEOUT_S, read_timeout=COUNT_TIMEOUT_S)
             count = self._engine.count_tokens(instructions) if instructions else None
-            reply = (count, self._engine.info().max_tokens)
+            reply = (count, self._engine.info().max_tokens, self._engine.server_info()["models"])
         except Exception as error:  # noqa: BLE001 - said in the UI thread: a counter never breaks typing
             reply = error
         with self._lock:
@@ -298,7 +334,8 @@ class ServerTokenCounts(QObject):
             self._hang_up()
             return
         if isinstance(reply, tuple):
-            count, self._max_tokens = reply
+            count, self._max_tokens, models = reply
+            remember_server(self._choice.model, models)
         elif isinstance(reply, InstructionError):
             count = reply  # too long, too many: the counter says why, as a run would
         else:

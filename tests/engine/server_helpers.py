@@ -35,7 +35,7 @@ class LoopbackServer:
 
     def __init__(self, engines: dict, ssl_certfile=None, ssl_keyfile=None, **options):
         self.engines, self.options = engines, options
-        self.scheduler_options = {k: options.pop(k) for k in ("keep_results", "keep_seconds",
+        self.scheduler_options = {k: options.pop(k) for k in ("model_settings", "keep_results", "keep_seconds",
                                                                "max_queued_per_client", "preview_interval")
                                   if k in options}
         self.ssl = (ssl_certfile, ssl_keyfile)
@@ -83,6 +83,7 @@ class GateEngine:
         self.gate = threading.Event()
         self.started = threading.Event()  # set when a run starts
         self.order: list[int] = []
+        self.settings: list[EditSettings] = []  # each edit's, in the same order
 
     def info(self):
         return EngineInfo(self.name, "cpu", "0", 77, True)
@@ -97,6 +98,7 @@ class GateEngine:
         from foi_engine.results import EditResult
 
         self.order.append(seed)
+        self.settings.append(settings)
         self.started.set()
         for i in range(self.steps):
             while not self.gate.wait(0.01):

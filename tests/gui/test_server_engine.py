@@ -2,6 +2,7 @@
 connection, the status bar, and a server that stops mid-job. Loopback only: the server runs in
 this process (tests/engine/server_helpers.py), its engine a gate the test opens."""
 
+import dataclasses
 import socket
 import sys
 import threading
@@ -15,6 +16,7 @@ from PySide6.QtGui import QTextCursor
 from foi_desktop.jobs import JobState
 from foi_desktop.preferences import Preferences, load_preferences, save_preferences
 from foi_engine import EditSettings, Instruction
+from foi_engine.catalog import SHAPES, model_settings
 from foi_engine.version import version
 from gui_helpers import answer_settings
 
@@ -265,6 +267,67 @@ def test_a_model_the_server_does_not_offer_fails_the_job_in_a_line_and_stays_cho
                         "shown": "shapes (not offered by this server)"}
         assert window.preferences.server_model == "shapes"  # OK on it switched nothing
 
+
+
+def _run_settings_shown(dialog) -> tuple:
+    """The Editing page's steps and resolution, and whether the user may change them."""
+    return dialog.steps.value(), dialog.resolution.value(), dialog.resolution.isEnabled()
+
+
+def test_the_servers_model_brings_its_own_run_settings_as_a_model_here_does(make_window, qtbot, run, photo_path):
+    """The shapes model sets its steps, resolution and grounding factor (its foi_settings.json,
+    read by the server): once Test connection has heard them, the Editing page shows them and
+    the runs carry them; the user's own settings stay theirs."""
+    asked = model_settings(SHAPES)
+    assert {"steps", "resolution", "grounding_factor"} <= set(asked)
+    gate, shapes = GateEngine(), GateEngine(name=SHAPES)
+    gate.gate.set()
+    shapes.gate.set()
+    with running_server({"gate": gate, SHAPES: shapes}, model_settings={SHAPES: asked}) as (url, _scheduler):
+        window = make_window(engine="server", server_url=url, steps=20, resolution=256)
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        seen = {}
+
+        def choose_shapes(dialog):
+            _test_connection(dialog, qtbot)
+            seen["gate"] = _run_settings_shown(dialog)  # the server's default asks for nothing: the user's
+            dialog.server_model_box.setCurrentIndex(1)
+            seen[SHAPES] = _run_settings_shown(dialog)
+
+        answer_settings(qtbot, window, choose_shapes)
+        assert seen == {"gate": (20, 256, True), SHAPES: (asked["steps"], asked["resolution"], False)}
+        prefs = dataclasses.replace(window.preferences)
+        assert (prefs.server_model, prefs.steps, prefs.resolution) == (SHAPES, 20, 256)  # still the user's own
+        settings = window.doc.settings
+        assert {name: getattr(settings, name) for name in asked} == asked
+
+        assert run(window.start_edit(), timeout=120) is not None
+        ran, = shapes.settings  # what the server received
+        assert {name: getattr(ran, name) for name in asked} == asked and gate.settings == []
+
+        # Settings again, OK untouched: shown as in force, and nothing changes.
+        answer_settings(qtbot, window, lambda dialog: seen.update(again=_run_settings_shown(dialog),
+                                                                  changes=dialog.changes()))
+        assert seen["again"] == (asked["steps"], asked["resolution"], False) and seen["changes"] == {}
+        assert window.preferences == prefs and window.doc.settings == settings
+
+
+def test_a_first_run_on_the_servers_model_carries_its_settings_and_the_document_takes_them(make_window, run,
+                                                                                          photo_path):
+    """No Test connection, the run itself connects: it leaves with the model's settings all the same."""
+    asked = model_settings(SHAPES)
+    shapes = GateEngine(name=SHAPES)
+    shapes.gate.set()
+    with running_server({SHAPES: shapes}, model_settings={SHAPES: asked}) as (url, _scheduler):
+        window = make_window(engine="server", server_url=url, steps=20, resolution=256)
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        assert run(window.start_edit(), timeout=120) is not None
+        ran, = shapes.settings
+        assert {name: getattr(ran, name) for name in asked} == asked
+        assert {name: getattr(window.doc.settings, name) for name in asked} == asked
+        assert (window.preferences.steps, window.preferences.resolution) == (20, 256)
 
 
 def test_on_a_server_the_editing_page_shows_the_users_settings_not_the_local_models(qtbot):
