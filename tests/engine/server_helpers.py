@@ -4,6 +4,7 @@ gate, for the server tests."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -72,6 +73,74 @@ class LoopbackServer:
         self._thread.join(10)
         self._sock.close()
         self.scheduler.stop(5)
+
+
+def server_info_answer(model: str = "gate") -> dict:
+    """What `foi serve` answers to GET /v1/info, for one model."""
+    from foi_engine import wire
+    from foi_engine.version import version
+
+    return {"api": wire.API_VERSION, "server": "FoI Studio", "version": version(),
+            "models": [{"name": model, "max_tokens": 77, "random_weights": True, "settings": {}}],
+            "devices": ["cpu"], "limits": {"max_request_bytes": 64 * 1024**2}}
+
+
+class SilentServer:
+    """127.0.0.1, a port that takes connections and never answers; with answers_info, it says
+    what it runs (GET /v1/info, as `foi serve` would) and never answers anything else: the
+    request is taken and left waiting, unread. `asked`: the request lines heard, in order."""
+
+    def __init__(self, answers_info: bool = False):
+        self.answers_info = answers_info
+        self.asked: list[str] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._connections: list[socket.socket] = []
+        if answers_info:
+            threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+        for connection in self._connections:
+            connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self._connections.append(connection)
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection: socket.socket) -> None:
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                self.asked.append(line)
+                if not line.startswith("GET /v1/info "):
+                    return  # left waiting, unread
+                body = json.dumps(server_info_answer()).encode()
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            return
 
 
 class GateEngine:
