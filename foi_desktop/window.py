@@ -918,6 +918,7 @@ class MainWindow(QMainWindow):
             self._notify(doing, job.error)
             return  # its tile stays in the strip, with the reason, until the user discards it
         if job.state is JobState.CANCELLED:
+            self._show_model_state()  # no longer "connecting…" to a server given up on
             self.statusBar().showMessage("Cancelled.", 4000)
         elif job.kind is JobKind.EDIT:
             seconds = time.monotonic() - self._run_started

@@ -1,4 +1,4 @@
-"""The engine's thread: one QThread owns the engine; requests go in, signals come out.
+"""The engine's thread: one thread owns the engine; requests go in, signals come out.
 
 `EngineWorker` lives in the thread and is the only code that touches the engine: any `Engine`
 (foi_engine.protocol), the model loaded here (`FoiEngine`) or a `foi serve` server's
@@ -8,7 +8,12 @@ in the UI thread and turns requests into awaitables (qasync futures), so the job
 id the request was made for. The engine loads (or connects) lazily, on the first request that
 needs it; a local model's tokenizer, which counts an instruction's tokens, as soon as the model
 is chosen. A server counts them itself (`ServerTokenCounts`, in a thread of its own): reading a
-tokenizer here would load torch, seconds this computer need not spend."""
+tokenizer here would load torch, seconds this computer need not spend.
+
+The engine's thread is a plain daemon thread (Qt queues its signals to the UI thread): quitting
+waits for a local model's step under way, and on a server, whose every wait stops on cancel,
+half a second at most; a thread still busy then never holds up the process's exit, and what
+it says later goes unheard."""
 
 from __future__ import annotations
 
@@ -16,13 +21,14 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from foi_engine import Cancelled, FoiError, InstructionError, ModelError, threads
 from foi_engine.catalog import is_server_url, model_settings
@@ -36,6 +42,8 @@ PREVIEW_INTERVAL_S = 0.25
 COUNT_AFTER_MS = 250  # a server counts an instruction list once typing pauses this long
 COUNT_TIMEOUT_S = 5.0  # a counter that waits longer on a server stays empty
 RECOUNT_AFTER_S = 10.0  # a list whose count failed is asked again after this long
+QUIT_WAIT_S = 60.0  # quitting waits this long for a local model's step under way to end
+QUIT_WAIT_SERVER_S = 0.5  # on a server: every wait there stops on cancel, a silent server's too
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,11 @@ class _Request:
     job_id: int = 0  # the job it runs for: its progress carries this id
 
 
-def _open_engine(choice: ModelChoice, progress):
+def _open_engine(choice: ModelChoice, progress, cancel: threading.Event | None = None):
     from foi_engine.protocol import open_engine
 
     return open_engine(choice.model, device=choice.device, precision=choice.precision, progress=progress,
-                       token=choice.token, model=choice.server_model)
+                       token=choice.token, model=choice.server_model, cancel=cancel)
 
 
 def _load_tokenizer(model: str):
@@ -149,8 +157,8 @@ def where_runs(choice: ModelChoice, info: EngineInfo | None, note: str | None = 
 
 
 class EngineWorker(QObject):
-    """Runs in the engine thread. Every signal carries the request id first (progress: the
-    job id its request was made for)."""
+    """Runs in the engine thread (it lives in the UI thread: its signals are queued there).
+    Every signal carries the request id first (progress: the job id its request was made for)."""
 
     loading = Signal(int, int, int, str)  # id, done, total, text
     loaded = Signal(int, object)  # id, EngineInfo; None: the engine went away (a server stopped answering)
@@ -188,8 +196,9 @@ class EngineWorker(QObject):
                 self.loaded.emit(request.id, engine.info())
             elif request.kind is RequestKind.LOCATE:
                 image, instructions, settings, seed = request.args
+                cancel = {"cancel": request.cancel} if self._choice.remote else {}  # one pass here: no cancel
                 self.located.emit(request.id, engine.locate(image, instructions, self._with_server_settings(settings),
-                                                            seed))
+                                                            seed, **cancel))
             elif request.kind is RequestKind.EDIT:
                 image, instructions, settings, seed, masks = request.args
                 settings = self._with_server_settings(settings)
@@ -214,7 +223,8 @@ class EngineWorker(QObject):
             doing = "Connecting to" if self._choice.remote else "Loading"
             self.loading.emit(request.id, 0, 0, f"{doing} {self._choice.model}…")
             self._engine = _open_engine(
-                self._choice, lambda done, total, text: self.loading.emit(request.id, int(done), int(total), str(text)))
+                self._choice, lambda done, total, text: self.loading.emit(request.id, int(done), int(total), str(text)),
+                request.cancel)
             if self._choice.remote:
                 remember_server(self._choice.model, self._engine.server_info()["models"])
             self.loaded.emit(request.id, self._engine.info())
@@ -352,10 +362,18 @@ class ServerTokenCounts(QObject):
         self._ask()  # typed on meanwhile
 
 
+def _serve(worker: EngineWorker, requests: queue.SimpleQueue, stopping: threading.Event) -> None:
+    """The engine thread: the requests in their order, until shutdown."""
+    while not stopping.is_set():
+        request = requests.get()
+        if request is None or stopping.is_set():
+            return
+        worker.handle(request)
+
+
 class EngineClient(QObject):
     """UI-thread side: start requests, await their outcome, cancel them."""
 
-    submit = Signal(object)  # to the worker (queued across threads)
     loading = Signal(int, int, str)  # done, total, text
     loaded = Signal(object)  # EngineInfo; None: the engine went away, the next run connects again
     # The model's most tokens (None: not known): count_tokens counts from now on, or counts
@@ -371,11 +389,9 @@ class EngineClient(QObject):
         self.choice: ModelChoice | None = None
         self._tokenizer = None  # the chosen model's, read here: counting never waits for a run
         self._server_counts: ServerTokenCounts | None = None  # a server's counts instead
-        self._thread = QThread()
-        self._thread.setObjectName("FoI engine")
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
         self._worker = EngineWorker()
-        self._worker.moveToThread(self._thread)
-        self.submit.connect(self._worker.handle)
         # Bound slots of this UI-thread object, never lambdas: a lambda would run in the
         # worker's thread, and futures must be settled in the loop's own thread.
         self._worker.loading.connect(self._on_loading)
@@ -386,6 +402,10 @@ class EngineClient(QObject):
         self._worker.edited.connect(self._resolve)
         self._worker.failed.connect(self._reject)
         self._worker.cancelled.connect(self._on_cancelled)
+        # A daemon, holding nothing of this object: a server that never answers may keep it
+        # past quitting (its own timeouts end it), never the process.
+        self._thread = threading.Thread(target=_serve, args=(self._worker, self._requests, self._stopping),
+                                        name="FoI engine", daemon=True)
         self._thread.start()
 
     # -- requests ---------------------------------------------------------------
@@ -396,7 +416,7 @@ class EngineClient(QObject):
         if choice == self.choice:
             return  # keep the loaded engine
         self.choice, self.info, self._tokenizer = choice, None, None
-        self.submit.emit(_Request(0, RequestKind.CONFIGURE, (choice,)))
+        self._requests.put(_Request(0, RequestKind.CONFIGURE, (choice,)))
         if self._server_counts is not None:
             self._server_counts.close()
             self._server_counts = None
@@ -438,13 +458,21 @@ class EngineClient(QObject):
             pass
         return None
 
-    def shutdown(self, timeout_ms: int = 60000) -> bool:
-        """Cancel what runs, stop the thread and wait for it (the current step finishes)."""
+    def shutdown(self, timeout_s: float | None = None) -> bool:
+        """Cancel what runs and stop the engine's thread: True once it has ended. It waits up to
+        timeout_s (None: QUIT_WAIT_S for a local model's step under way to end, QUIT_WAIT_SERVER_S
+        on a server, where every wait stops on cancel); a thread still busy then is left to end
+        on its own (a daemon: the process does not wait for it), its signals unheard."""
         self.cancel()
         if self._server_counts is not None:
             self._server_counts.close()
-        self._thread.quit()
-        return self._thread.wait(timeout_ms)
+        self._stopping.set()
+        self._requests.put(None)
+        if timeout_s is None:
+            timeout_s = QUIT_WAIT_SERVER_S if self.choice is not None and self.choice.remote else QUIT_WAIT_S
+        self._thread.join(timeout_s)
+        self._worker.blockSignals(True)  # whatever it says from now on, nobody is left to hear it
+        return not self._thread.is_alive()
 
     # -- plumbing -----------------------------------------------------------------
     def _start(self, kind: RequestKind, *args, job_id: int = 0,
@@ -452,12 +480,12 @@ class EngineClient(QObject):
         future = asyncio.get_event_loop().create_future()
         request = _Request(next(self._ids), kind, args, cancel or threading.Event(), job_id)
         self._pending[request.id] = (request, future)
-        self.submit.emit(request)
+        self._requests.put(request)
         return future
 
     def _read_tokenizer(self, model: str) -> None:
         # No future: a tokenizer that cannot be read leaves the counter silent.
-        self.submit.emit(_Request(next(self._ids), RequestKind.TOKENIZER, (self.choice, model)))
+        self._requests.put(_Request(next(self._ids), RequestKind.TOKENIZER, (self.choice, model)))
 
     @Slot(int, int, int, str)
     def _on_loading(self, _request_id: int, done: int, total: int, text: str) -> None:

@@ -4,12 +4,14 @@ this process (tests/engine/server_helpers.py), its engine a gate the test opens.
 
 import dataclasses
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
@@ -21,7 +23,7 @@ from foi_engine.version import version
 from gui_helpers import answer_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # the server tests' helpers
-from server_helpers import GateEngine, LoopbackServer, running_server  # noqa: E402
+from server_helpers import GateEngine, LoopbackServer, SilentServer, running_server  # noqa: E402
 
 TOKEN = "a-token-of-twenty-four-c"
 
@@ -426,3 +428,116 @@ def test_quitting_never_waits_on_a_server_that_does_not_answer(make_window, qtbo
         # Their answers come late, after the window's objects have gone: dropped, nothing breaks.
         qtbot.waitUntil(lambda: not any(thread.is_alive() for thread in waiting), timeout=10000)
         qtbot.wait(200)
+
+
+# -- a server that never answers mid-run: quitting and Cancel do not wait for it -----------------
+# Where the run waits: connecting (the port takes the connection, never answers), or sending
+# the photo (the server says what it runs, then takes the job and never answers).
+STAGES = {"connecting": False, "sending the photo": True}
+
+
+def _run_waiting_on(silent: SilentServer, make_window, qtbot, photo_path):
+    """A window on the silent server, its edit under way and waiting on the server."""
+    window = make_window(engine="server", server_url=silent.url)
+    window.open_path(photo_path)
+    window.doc.add_layer("make it snowy")
+    window.doc.settings = EditSettings(steps=3, resolution=64)
+    task = window.start_edit()
+    if silent.answers_info:
+        qtbot.waitUntil(lambda: "POST /v1/jobs HTTP/1.1" in silent.asked, timeout=30000)
+    else:
+        qtbot.waitUntil(lambda: "connecting…" in window.where_label.text(), timeout=10000)
+    qtbot.wait(300)  # well inside the wait
+    assert window.jobs.running() is not None
+    return window, task
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_quitting_mid_run_never_waits_on_a_server_that_does_not_answer(make_window, qtbot, photo_path, stage):
+    with SilentServer(answers_info=STAGES[stage]) as silent:
+        window, _task = _run_waiting_on(silent, make_window, qtbot, photo_path)
+        window.doc.modified = False  # no "Save changes?": the closing itself is timed
+        engine_thread = window.client._thread
+        started = time.monotonic()
+        window.close()
+        assert time.monotonic() - started < 1 and not window.isVisible()
+        # A daemon, whatever holds it: never the process's exit; here it heard the cancel and ended.
+        assert engine_thread.daemon
+        qtbot.waitUntil(lambda: not engine_thread.is_alive(), timeout=2000)
+
+
+QUIT_SCRIPT = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[2])
+import qasync
+from server_helpers import SilentServer
+from foi_desktop.app import create_application
+from foi_desktop.preferences import Preferences
+from foi_desktop.window import MainWindow
+from foi_engine.process import end_process
+
+app = create_application()
+loop = qasync.QEventLoop(app)
+asyncio.set_event_loop(loop)
+silent = SilentServer()
+window = MainWindow(Preferences(model="tiny-random", engine="server", server_url=silent.url, steps=3, resolution=64))
+window.show()
+window.open_path(sys.argv[1])
+window.doc.add_layer("make it snowy")
+
+async def quit_mid_run():
+    window.start_edit()
+    while "connecting" not in window.where_label.text():
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    window.doc.modified = False
+    print("closing", time.time(), flush=True)
+    window.close()
+
+closed = asyncio.Event()
+app.aboutToQuit.connect(closed.set)
+with loop:
+    loop.create_task(quit_mid_run())
+    loop.run_until_complete(closed.wait())
+if sys.argv[3] == "end_process":
+    end_process(0)  # as foi_desktop.app.main ends
+"""
+
+
+@pytest.mark.parametrize("ending", ["end_process", "teardown"])
+def test_the_editor_quits_at_once_and_cleanly_mid_run_on_a_server_that_does_not_answer(photo_path, ending):
+    """The whole program, in a process of its own: closed while connecting to a silent server,
+    it ends in well under a second with status 0 (as the app ends it, or through the
+    interpreter's own teardown), no Qt thread left to abort it."""
+    engine_helpers = str(Path(__file__).resolve().parents[1] / "engine")
+    done = subprocess.run([sys.executable, "-c", QUIT_SCRIPT, photo_path, engine_helpers, ending],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    ended = time.time()
+    assert done.returncode == 0, done.stderr
+    closing = float(done.stdout.split("closing ", 1)[1].split()[0])
+    assert ended - closing < 1.5, f"{ended - closing:.2f} s from closing to the end of the process"
+    assert "QThread" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_cancel_ends_a_run_on_a_server_that_does_not_answer_at_once(make_window, qtbot, run, photo_path, stage):
+    with SilentServer(answers_info=STAGES[stage]) as silent:
+        window, task = _run_waiting_on(silent, make_window, qtbot, photo_path)
+        doc, masks, undo = window.doc, [layer.mask.copy() for layer in window.doc.layers], window.doc.undo_text
+        ended = []
+        window.jobs.events.state.connect(lambda event: ended.append(event.job.state) if event.job.state.finished
+                                         else None)
+        started = time.monotonic()
+        window.cancel_action.trigger()
+        assert run(task, timeout=10) is None
+        assert time.monotonic() - started < 1.5
+        assert ended == [JobState.CANCELLED] and window.jobs.jobs() == []
+        assert window.statusBar().currentMessage() == "Cancelled." and window.failure_notice is None
+        assert window.doc is doc and doc.results == [] and doc.undo_text == undo
+        assert all(np.array_equal(layer.mask, mask) for layer, mask in zip(doc.layers, masks))
+        assert window._load_dialog is None and not window.progress_bar.isVisible()
+        if stage == "connecting":  # no longer "connecting…"
+            assert window.where_label.text() == f"Runs on server 127.0.0.1:{silent.port} (connects when first needed)"
+        else:
+            assert window.where_label.text() == f"Runs on server 127.0.0.1:{silent.port} — gate, cpu"
+        assert window.edit_action.isEnabled() and not window.cancel_action.isEnabled()
