@@ -24,7 +24,7 @@ from foi_engine.remote import plain_http_warning
 from foi_engine.settings import RANGES
 
 from .preferences import Preferences
-from .worker import check_server
+from .worker import ModelChoice, check_server, model_settings_for
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ RUN_SETTING_HELP = {
 
 class SettingsDialog(QDialog):
     """Two pages: Engine (where runs happen: this computer, with its model, device, precision
-    and threads, or a `foi serve` server, with its address and token) and Editing (the run
+    and threads, or a `foi serve` server, with its address, token and model) and Editing (the run
     settings, the seed). preferences: the user's own choices; current: what a run uses now,
     shown when given (the model of --model, the document's run settings with the model's own).
     `changes()` is what the user changed."""
@@ -97,6 +97,10 @@ class SettingsDialog(QDialog):
         self.test_button.clicked.connect(self.test_connection)
         self.test_label = QLabel(objectName="hint", wordWrap=True)
         self.http_warning = QLabel(objectName="hint", wordWrap=True)
+        self.server_model_box = QComboBox()
+        self.server_model_box.setToolTip("The model the server runs your edits with. Test connection lists the "
+                                         "ones it offers.")
+        self._list_server_models(shown.server_model)
         for edit in (self.server_url, self.server_token):
             edit.textChanged.connect(self._server_changed)
         self.model_box = QComboBox(editable=True)
@@ -149,8 +153,8 @@ class SettingsDialog(QDialog):
         test_row = QHBoxLayout()
         test_row.addWidget(self.test_button)
         test_row.addStretch(1)
-        self.server_rows = self._form(("Address", self.server_url), ("Token", self.server_token), ("", test_row),
-                                      label_width=width)
+        self.server_rows = self._form(("Address", self.server_url), ("Token", self.server_token),
+                                      ("Model", self.server_model_box), ("", test_row), label_width=width)
         engine = QVBoxLayout()
         for button, rows in ((self.local_button, self.local_rows), (self.server_button, self.server_rows)):
             engine.addWidget(button)
@@ -183,8 +187,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.engine_notes)
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
-        self._lock_model_settings(self._asked())
+        self._shown_asked = self._asked()
+        self._lock_model_settings(self._shown_asked)
         self.model_box.currentTextChanged.connect(self._model_changed)
+        self.server_model_box.currentIndexChanged.connect(self._model_changed)
         self._engine_changed()
         self._server_changed()
         self._opened = self._values()
@@ -206,12 +212,37 @@ class SettingsDialog(QDialog):
     def _engine_changed(self) -> None:
         self.local_rows.setEnabled(self.local_button.isChecked())
         self.server_rows.setEnabled(self.server_button.isChecked())
+        self._show_asked(keep_users=True)
 
     def _server_changed(self) -> None:
-        """Another address or token: an earlier test's answer no longer holds."""
+        """Another address or token: an earlier test's answer no longer holds (the model
+        chosen stays, alone in its list until the next test)."""
         warning = plain_http_warning(self.server_url.text(), self.server_token.text().strip() or None)
         self._say(self.http_warning, f"Note: {warning}" if warning else "")
         self._say(self.test_label, "")
+        self._list_server_models(self.server_model())
+        self._show_asked(keep_users=True)  # what this server said of its model, if it has
+
+    def server_model(self) -> str:
+        """The server's model chosen: a name from its list, "" for its default (its first)."""
+        return self.server_model_box.currentData() or ""
+
+    def _list_server_models(self, chosen: str, offered: tuple[str, ...] = ()) -> None:
+        """The models a server offers, `chosen` selected ("": the server's default, its first);
+        before a test, the choice alone. A choice the server does not offer stays, said so:
+        only the user changes it."""
+        box = self.server_model_box
+        box.blockSignals(True)  # the same choice listed anew: no other model chosen
+        box.clear()
+        if not offered:
+            box.addItem(chosen or "The server's default model", chosen)
+        for number, name in enumerate(offered):
+            default = number == 0 and chosen != name
+            box.addItem(f"{name} (the server's default)" if default else name, "" if default else name)
+        if offered and chosen and chosen not in offered:
+            box.addItem(f"{chosen} (not offered by this server)", chosen)
+        box.setCurrentIndex(box.findData(chosen))
+        box.blockSignals(False)
 
     def _say(self, label: QLabel, text: str) -> None:
         """A note under the pages, or none (no blank line either); the dialog grows for its
@@ -241,12 +272,19 @@ class SettingsDialog(QDialog):
         if (url, token) != (self.server_url.text().strip(), self.server_token.text().strip() or None):
             return  # the user has typed another address or token since: this answer is not about it
         try:
-            info = asked.result()
+            answer = asked.result()
         except Exception as error:  # noqa: BLE001 - every answer is a line for the user
             self._say(self.test_label, report(error).message)
+            return
+        chosen, offered, info = self.server_model(), answer.models, answer.info
+        self._list_server_models(chosen, offered)
+        self._show_asked(keep_users=True)  # the chosen model's own settings, now said
+        if chosen and chosen not in offered:
+            self._say(self.test_label, f"Connected, but the server does not offer the model {chosen!r}: it offers "
+                                       f"{', '.join(offered)}. Choose one of those.")
         else:
-            self._say(self.test_label, f"Connected: model {info.model_name} on {info.device}, "
-                                       f"FoI Studio {info.version}.")
+            models = f"model {offered[0]}" if len(offered) == 1 else f"models {', '.join(offered)}"
+            self._say(self.test_label, f"Connected: {models} on {info.device}, FoI Studio {info.version}.")
 
     def _set_model_text(self, model: str) -> None:
         index = self.model_box.findData(model)
@@ -270,9 +308,15 @@ class SettingsDialog(QDialog):
                 "text_guidance": self.text_guidance, "gamma": self.gamma, "resolution": self.resolution}
 
     def _asked(self) -> dict:
-        """The run settings the chosen model sets itself (its foi_settings.json)."""
+        """The run settings the chosen model sets itself (its foi_settings.json; a server's
+        model's once the server has said), as the window runs them."""
+        if self.server_button.isChecked():
+            url = self.server_url.text().strip()
+            choice = ModelChoice(url, server_model=self.server_model() or None) if is_server_url(url) else None
+        else:
+            choice = ModelChoice(self.model())
         try:
-            return model_settings(self.model())
+            return model_settings_for(choice) if choice is not None else {}
         except FoiError:
             return {}  # a broken file is reported when the model loads
 
@@ -283,10 +327,17 @@ class SettingsDialog(QDialog):
             box.setToolTip(RUN_SETTING_HELP[name] + told)
 
     def _model_changed(self) -> None:
-        """Show what a run with that model will use: its own settings, else the user's."""
+        self._show_asked()
+
+    def _show_asked(self, keep_users: bool = False) -> None:
+        """Show what a run will use: the model's own settings, else the user's. Another model
+        brings all the user's back; another engine (keep_users) only the boxes whose model
+        setting came or went, the others keep what they show."""
         asked = self._asked()
         for name, box in self._run_boxes().items():
-            box.setValue(asked.get(name, getattr(self._preferences, name)))
+            if not keep_users or asked.get(name) != self._shown_asked.get(name):
+                box.setValue(asked.get(name, getattr(self._preferences, name)))
+        self._shown_asked = asked
         self._lock_model_settings(asked)
 
     def _defaults(self) -> None:
@@ -299,6 +350,7 @@ class SettingsDialog(QDialog):
         preferences.engine = "server" if self.server_button.isChecked() else "local"
         preferences.server_url = self.server_url.text().strip()
         preferences.server_token = self.server_token.text().strip()
+        preferences.server_model = self.server_model()
         preferences.model = self.model() or DEFAULT_MODEL
         preferences.device = self.device_box.currentData()
         preferences.precision = self.precision_box.currentData()

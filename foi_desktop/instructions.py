@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QColorDialog, QComboB
                                QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from foi_engine import Instruction, InstructionError
-from foi_engine.settings import RANGES
+from foi_engine import EditSettings, Instruction, InstructionError
+from foi_engine.settings import RANGES, check_request
 
 from .document import EventKind, follow
 
@@ -272,7 +272,9 @@ class InstructionPanel(QWidget):
         self.update_tokens()
 
     def set_token_counter(self, counter, max_tokens: int | None) -> None:
-        self._token_counter, self._max_tokens = counter, max_tokens
+        """Count with counter(instructions) -> int | None from now on; counted anew even if it
+        is the same counter (a server's answer came)."""
+        self._token_counter, self._max_tokens, self._counted = counter, max_tokens, None
         self.update_tokens()
 
     def add_instruction(self) -> None:
@@ -332,11 +334,15 @@ class InstructionPanel(QWidget):
     def _token_count(self, texts: list[str]) -> tuple[str, str, bool]:
         """The counter's text, its tooltip, and whether it is red."""
         try:
-            count = self._token_counter([Instruction(t) for t in texts]) if self._token_counter and texts else None
-        except InstructionError as error:  # too long, a control character: a run would refuse it too
+            count = None
+            if self._token_counter and texts:
+                # The run's own checks first (too many instructions), then the model's count.
+                count = self._token_counter(check_request([Instruction(t) for t in texts], EditSettings(), 0))
+        except InstructionError as error:  # too long, too many, a control character: a run would refuse it too
             return str(error), "", True
         if count is None or self._max_tokens is None:
-            return "", "The token count appears as soon as the model's files are on this computer.", False
+            return "", ("The token count appears as soon as the model's files are on this computer, "
+                        "or the server has answered."), False
         over = count > self._max_tokens
         return (f"Tokens {count} / {self._max_tokens}" + ("  — too long" if over else ""),
                 "The model reads at most this many tokens of all instructions together; shorten them if the "

@@ -1,5 +1,5 @@
 """What the app remembers between runs (QSettings, in the platform's config folder):
-where runs happen (this computer, or a server with its address and token), the model, device
+where runs happen (this computer, or a server with its address, token and model), the model, device
 and precision, the run settings, the seed mode, recent files and the folder Open starts in."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class Preferences:
     engine: str = "local"  # one of ENGINES
     server_url: str = ""  # http(s)://host:port of `foi serve`
     server_token: str = ""  # the token it printed ("": none, as on this computer's own 127.0.0.1)
+    server_model: str = ""  # a name from the server's list ("": the server's first)
     model: str = DEFAULT_MODEL
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     precision: str = "auto"  # "auto", "float32", "float16"

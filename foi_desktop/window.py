@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QProgressDialog, QSpinBox)
 
 from foi_engine import EditSettings, FoiError
-from foi_engine.catalog import SHAPES, TINY_RANDOM, model_settings
+from foi_engine.catalog import SHAPES, TINY_RANDOM
 from foi_engine.errors import report
 
 from . import assets, toolbars
@@ -39,7 +39,7 @@ from .jobs import JobEvent, JobEventKind, JobKind, JobQueue, JobState
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip, method_of
 from .runner import JobRunner, LocateRequest
-from .worker import EngineClient, ModelChoice, where_runs
+from .worker import EngineClient, ModelChoice, model_settings_for, where_runs
 
 log = logging.getLogger("foi_desktop")
 
@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self.client = client or EngineClient(self)
         self.client.loading.connect(self._on_loading)
         self.client.loaded.connect(self._on_loaded)
-        self.client.tokenizerLoaded.connect(self._on_tokenizer_loaded)
+        self.client.counterReady.connect(self._on_counter_ready)
         self._model_override, self._device_override = model_override, device_override
         self._threads_override = threads_override
         self.client.set_model(self._model_choice())
@@ -355,7 +355,8 @@ class MainWindow(QMainWindow):
 
     def _run_settings(self, base: EditSettings, names=RUN_SETTINGS) -> EditSettings:
         """The user's run settings (those named) over base, then what the chosen model asks for
-        (the shapes model works only at 64 px, reading regions from its finest layers)."""
+        (the shapes model works only at 64 px, reading regions from its finest layers; a
+        server's model, once the server has said)."""
         try:
             settings = self.preferences.edit_settings(base, names)
         except FoiError as error:
@@ -363,8 +364,7 @@ class MainWindow(QMainWindow):
             settings = base
         choice = self._model_choice()
         try:
-            # A server's model keeps its settings on the server: the user's apply.
-            asked = {} if choice.remote else model_settings(choice.model)
+            asked = model_settings_for(choice)
         except FoiError as error:
             log.warning("Settings of model %s refused: %s", choice.model, error)
             asked = {}
@@ -723,7 +723,8 @@ class MainWindow(QMainWindow):
         server, or a model on this computer)."""
         prefs = self.preferences
         if self._model_override is None and prefs.engine == "server":
-            return ModelChoice(prefs.server_url, token=prefs.server_token or None)
+            return ModelChoice(prefs.server_url, token=prefs.server_token or None,
+                               server_model=prefs.server_model or None)
         device = self._device_override or (None if prefs.device == "auto" else prefs.device)
         return ModelChoice(self._model_override or prefs.model, device, prefs.precision,
                            self._threads_override or prefs.threads)
@@ -917,6 +918,7 @@ class MainWindow(QMainWindow):
             self._notify(doing, job.error)
             return  # its tile stays in the strip, with the reason, until the user discards it
         if job.state is JobState.CANCELLED:
+            self._show_model_state()  # no longer "connecting…" to a server given up on
             self.statusBar().showMessage("Cancelled.", 4000)
         elif job.kind is JobKind.EDIT:
             seconds = time.monotonic() - self._run_started
@@ -987,9 +989,26 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         if info is not None:
             self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
+            self._take_model_settings()
 
-    def _on_tokenizer_loaded(self, max_tokens: int) -> None:
-        self.panel.set_token_counter(self.client.count_tokens, max_tokens)  # before the model loads
+    def _on_counter_ready(self, max_tokens: int | None) -> None:
+        """Before the model loads: its tokenizer is read, or a server has counted."""
+        self.panel.set_token_counter(self.client.count_tokens, max_tokens)
+        self._take_model_settings()
+
+    def _take_model_settings(self) -> None:
+        """The document runs with a server's model's own settings as soon as the server has
+        said them (a local model's are known from the start). They are the model's, not a
+        change of the user's: a saved document stays saved."""
+        if self.doc is None or not self._model_choice().remote:
+            return
+        settings = self._run_settings(self.doc.settings, names=())
+        if settings != self.doc.settings:
+            unsaved = self.doc.modified
+            self.doc.settings = settings
+            if not unsaved:
+                self.doc.modified = False
+                self._update_title()
 
     def _show_model_state(self, note: str | None = None) -> None:
         """The model, and where it runs; note: "loading…", "not available"… while it is so. A
@@ -1057,7 +1076,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.preferences, self, current=self._settings_in_force())
-        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+        accepted = dialog.exec() == SettingsDialog.DialogCode.Accepted
+        self._take_model_settings()  # Test connection may have heard them
+        if not accepted:
             return
         changes = dialog.changes()
         if not changes:
@@ -1067,7 +1088,7 @@ class MainWindow(QMainWindow):
             setattr(self.preferences, name, value)
         save_preferences(self.preferences)
         # A choice made here replaces the command line's.
-        engine_changed = bool({"model", "engine", "server_url"} & set(changes))
+        engine_changed = bool({"model", "engine", "server_url", "server_model"} & set(changes))
         if engine_changed:
             self._model_override = None
         if "device" in changes:
@@ -1124,7 +1145,7 @@ class MainWindow(QMainWindow):
             self.client.shutdown()
         else:
             for signal, slot in ((self.client.loading, self._on_loading), (self.client.loaded, self._on_loaded),
-                                 (self.client.tokenizerLoaded, self._on_tokenizer_loaded)):
+                                 (self.client.counterReady, self._on_counter_ready)):
                 signal.disconnect(slot)
         if self.doc is not None:
             self.recovery.discard(self.doc)

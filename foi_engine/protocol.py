@@ -81,16 +81,17 @@ class Engine(Protocol):
 
 
 def open_engine(choice: str, device: str | None = None, precision: str = "auto", progress=None,
-                token: str | None = None, model: str | None = None) -> Engine:
+                token: str | None = None, model: str | None = None, cancel: threading.Event | None = None) -> Engine:
     """A model name or folder loads here (device, precision and progress apply); a server URL
     (http:// or https://) connects to `foi serve` there, with its token, and uses `model` from
-    the server's list (None: the server's first). Either way the result is an `Engine`."""
+    the server's list (None: the server's first), giving up (Cancelled) once `cancel` is set.
+    Either way the result is an `Engine`."""
     from .catalog import is_server_url
 
     if is_server_url(choice):
         from .remote import RemoteEngine
 
-        return RemoteEngine.connect(choice, token=token, model=model)
+        return RemoteEngine.connect(choice, token=token, model=model, cancel=cancel)
     from .engine import FoiEngine
 
     return FoiEngine.from_pretrained(choice, device=device, precision=precision, progress=progress)

@@ -7,6 +7,12 @@ polling here: previews arrive as the steps finish, not up to a poll interval lat
 job costs no requests. Where a proxy does not pass WebSockets on, the client falls back to
 polling the job's state (progress without previews).
 
+A run's cancel flag (`edit`'s and `locate`'s `cancel`, `connect`'s) is heard within a tenth of
+a second whatever the server does: each request waits in a thread of its own while the caller
+watches the flag (a server that never answers holds only that daemon thread, until the
+request's own timeout), the events socket is read in short slices, and the server is told to
+stop the job without being waited for more than half a second.
+
 Every failure is a FoiError with a sentence for the photographer: which server, what
 happened, what to do. No torch here."""
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from . import wire
@@ -36,6 +43,8 @@ PING_INTERVAL_S = 10.0  # the events socket's keep-alive: a silent server is not
 PING_TIMEOUT_S = 20.0  # at most interval + timeout seconds
 POLL_INTERVAL_S = 0.5  # without a socket
 RECONNECTS = 3  # an events socket that drops while the server still answers is reopened
+CANCEL_CHECK_S = 0.1  # how often a wait on the network looks at the run's cancel flag
+CANCEL_WAIT_S = 0.5  # after a cancel, the most the server is waited for to say it stopped the job
 
 
 def client_ssl_context():
@@ -78,13 +87,28 @@ class RemoteEngine:
                                   timeout=httpx.Timeout(read_timeout, connect=connect_timeout))
         self._server: dict | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # .cancel, .what: the run this thread makes (_cancelled_by)
+
+    @contextmanager
+    def _cancelled_by(self, cancel: threading.Event | None, what: str):
+        """Within it, this thread's requests stop waiting once `cancel` is set: Cancelled,
+        "{what} was cancelled."."""
+        earlier = getattr(self._local, "cancel", None), getattr(self._local, "what", None)
+        self._local.cancel, self._local.what = cancel, what
+        try:
+            yield
+        finally:
+            self._local.cancel, self._local.what = earlier
 
     @classmethod
-    def connect(cls, url: str, token: str | None = None, model: str | None = None, **options) -> "RemoteEngine":
-        """A client whose server has answered: reachable, same protocol, token accepted, model offered."""
+    def connect(cls, url: str, token: str | None = None, model: str | None = None,
+                cancel: threading.Event | None = None, **options) -> "RemoteEngine":
+        """A client whose server has answered: reachable, same protocol, token accepted, model
+        offered. Cancelled as soon as `cancel` is set, however long the server takes."""
         engine = cls(url, token=token, model=model, **options)
         try:
-            engine.info()
+            with engine._cancelled_by(cancel, "connecting"):
+                engine.info()
         except BaseException:
             engine.close()
             raise
@@ -147,12 +171,17 @@ class RemoteEngine:
         answer = self._call("POST", "/v1/tokens", body=json.dumps(body).encode("utf-8"), during="counting tokens")
         return int(answer["count"])
 
-    def locate(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0):
-        return self._job("locate", image, instructions, settings, seed)
+    def locate(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0, cancel=None):
+        """cancel: as `edit`'s (a local engine's locate, one pass, takes none)."""
+        with self._cancelled_by(cancel, "finding the regions"):
+            return self._job("locate", image, instructions, settings, seed, cancel=cancel)
 
     def edit(self, image, instructions, settings: EditSettings = EditSettings(), seed: int = 0,
              masks=None, on_step=None, cancel=None):
-        return self._job("edit", image, instructions, settings, seed, masks, on_step, cancel)
+        """Raises Cancelled within a fraction of a second of `cancel` being set, at any stage
+        (sending the photo, the steps, fetching the result), whether the server answers or not."""
+        with self._cancelled_by(cancel, "the edit"):
+            return self._job("edit", image, instructions, settings, seed, masks, on_step, cancel)
 
     # -- one job ---------------------------------------------------------------------------
     def _job(self, kind, image, instructions, settings, seed, masks=None, on_step=None, cancel=None):
@@ -184,19 +213,25 @@ class RemoteEngine:
         raise wire.error_from_json(final.get("error_kind"), final.get("error"), ServerError)
 
     def _follow(self, job_id: str, what: str, on_step, cancel) -> dict:
-        """The job's events until it finishes: its final state."""
+        """The job's events until it finishes: its final state ("cancelled" once `cancel` is
+        set: the server is told, and waited for no more than CANCEL_WAIT_S)."""
+        try:
+            return self._events(job_id, what, on_step, cancel)
+        except Cancelled:
+            self._stop(job_id)
+            return {"state": "cancelled"}
+
+    def _events(self, job_id: str, what: str, on_step, cancel) -> dict:
         from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-        cancel_sent = False
         for attempt in range(RECONNECTS + 1):
             try:
-                with self._open_events(job_id) as socket:
+                with _unless_cancelled(lambda: self._open_events(job_id), cancel, late=_close) as socket:
                     while True:
-                        if cancel is not None and cancel.is_set() and not cancel_sent:
-                            self._call("DELETE", f"/v1/jobs/{job_id}", during=what)
-                            cancel_sent = True
+                        if cancel is not None and cancel.is_set():
+                            raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
                         try:
-                            message = socket.recv(timeout=0.2)
+                            message = socket.recv(timeout=CANCEL_CHECK_S)
                         except TimeoutError:
                             continue
                         event = self._read_event(message)
@@ -206,13 +241,13 @@ class RemoteEngine:
                 if error.response.status_code == 403:
                     raise ServerAuthError(f"The server at {self.url} refused this client's token for the progress "
                                           "of a job: check the token.") from None
-                return self._poll(job_id, what, on_step, cancel, cancel_sent)  # a proxy without WebSockets
+                return self._poll(job_id, what, on_step, cancel)  # a proxy without WebSockets
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as error:
                 status = self._status_or_gone(job_id, what, error)
                 if _finished(status):
                     return status
                 if attempt == RECONNECTS:
-                    return self._poll(job_id, what, on_step, cancel, cancel_sent)
+                    return self._poll(job_id, what, on_step, cancel)
         raise AssertionError("unreachable")
 
     def _read_event(self, message) -> dict:
@@ -238,19 +273,21 @@ class RemoteEngine:
             on_step(event["step"] - 1, event["steps"], preview)
         return event.get("type") == "state" and _finished(event)
 
-    def _poll(self, job_id, what, on_step, cancel, cancel_sent) -> dict:
+    def _poll(self, job_id, what, on_step, cancel) -> dict:
         reported = 0
         while True:
-            if cancel is not None and cancel.is_set() and not cancel_sent:
-                self._call("DELETE", f"/v1/jobs/{job_id}", during=what)
-                cancel_sent = True
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
             status = self._call("GET", f"/v1/jobs/{job_id}", during=what)
             if on_step is not None and status.get("steps") and status.get("step", 0) > reported:
                 reported = int(status["step"])
                 on_step(reported - 1, int(status["steps"]), None)
             if _finished(status):
                 return status
-            time.sleep(POLL_INTERVAL_S)
+            if cancel is not None:
+                cancel.wait(POLL_INTERVAL_S)
+            else:
+                time.sleep(POLL_INTERVAL_S)
 
     def _open_events(self, job_id: str):
         from websockets.sync.client import connect
@@ -260,6 +297,7 @@ class RemoteEngine:
         address = urlunsplit((scheme, parts.netloc, f"{parts.path}/v1/jobs/{job_id}/events", "", ""))
         return connect(address, additional_headers=self._headers, open_timeout=CONNECT_TIMEOUT_S,
                        ping_interval=self._ping[0], ping_timeout=self._ping[1], max_size=16 * 1024**2,
+                       close_timeout=CANCEL_WAIT_S,  # leaving, a silent server is not waited for
                        ssl=self._ssl if scheme == "wss" else None)
 
     def _status_or_gone(self, job_id: str, what: str, cause) -> dict:
@@ -278,11 +316,43 @@ class RemoteEngine:
             "restarted, or the network is down. Check that `foi serve` still runs there and that this computer "
             f"can reach it, then start {what} again.")
 
-    def _cancel_quietly(self, job_id: str) -> None:
-        try:
-            self._http.delete(f"/v1/jobs/{job_id}", timeout=5.0)
-        except Exception:  # noqa: BLE001 - best effort: the job is abandoned either way
-            pass
+    def _cancel_quietly(self, job_id: str, wait: float | None = None) -> None:
+        """Tell the server to stop the job, waiting for its answer at most `wait` seconds
+        (None: half a second once the run is cancelled, else 5 s, as for Ctrl+C before exiting):
+        the request goes on in a daemon thread."""
+        def cancel_job():
+            try:
+                self._http.delete(f"/v1/jobs/{job_id}", timeout=5.0)
+            except Exception:  # noqa: BLE001 - best effort: the job is abandoned either way
+                pass
+
+        if wait is None:
+            wait = CANCEL_WAIT_S if self._cancelled() else 5.0
+        thread = threading.Thread(target=cancel_job, name="foi-remote-cancel", daemon=True)
+        thread.start()
+        thread.join(wait)
+
+    def _stop(self, job_id: str) -> None:
+        """After a cancel: tell the server to stop the job, and wait CANCEL_WAIT_S at most for
+        it to say the job has finished (a running one stops within a step). The asking goes on
+        in a daemon thread, for 5 s at most."""
+        def stop_job():
+            try:
+                response = self._http.delete(f"/v1/jobs/{job_id}", timeout=5.0)
+                deadline = time.monotonic() + 5.0
+                while response.is_success and not _finished(response.json()) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    response = self._http.get(f"/v1/jobs/{job_id}", timeout=5.0)
+            except Exception:  # noqa: BLE001 - best effort: the job is abandoned either way
+                pass
+
+        thread = threading.Thread(target=stop_job, name="foi-remote-cancel", daemon=True)
+        thread.start()
+        thread.join(CANCEL_WAIT_S)
+
+    def _cancelled(self) -> bool:
+        cancel = getattr(self._local, "cancel", None)
+        return cancel is not None and cancel.is_set()
 
     # -- plumbing --------------------------------------------------------------------------
     def _model(self, server: dict) -> dict:
@@ -290,7 +360,8 @@ class RemoteEngine:
         if self.model is None:
             return server["models"][0]
         if self.model not in names:
-            raise ModelError(f"The server at {self.url} has no model {self.model!r}: it offers {', '.join(names)}.")
+            raise ModelError(f"The server at {self.url} does not offer the model {self.model!r}: it offers "
+                             f"{', '.join(names)}. Choose one of those.")
         return server["models"][names.index(self.model)]
 
     def _call(self, method: str, path: str, body: bytes | None = None, during: str = "a request",
@@ -302,7 +373,7 @@ class RemoteEngine:
         if body is not None:
             options.update(content=body, headers={"Content-Type": "application/json"})
         try:
-            response = self._http.request(method, path, **options)
+            response = self._request(method, path, **options)
         except httpx.TimeoutException as error:
             if during == "connecting":
                 raise ServerError(f"The server at {self.url} did not answer in time ({_reason(error)}): check the "
@@ -343,6 +414,68 @@ class RemoteEngine:
             cls = PhotoError if response.status_code == 413 else ServerError
             raise cls(f"The server at {self.url} says: {error}")
         raise wire.error_from_json(kind, error, ServerError)
+
+    def _request(self, method: str, path: str, **options):
+        """self._http.request, waited on only while this thread's run is not cancelled (its
+        timeouts and errors as they come otherwise). A job the server made for a request given
+        up on is cancelled there once its answer comes."""
+        def made(response) -> None:
+            response.close()
+            if method == "POST" and path.startswith("/v1/jobs") and response.is_success:
+                try:
+                    self._cancel_quietly(str(response.json()["id"]), wait=0)
+                except (KeyError, TypeError, ValueError):
+                    pass
+
+        what = getattr(self._local, "what", None) or "the request"
+        return _unless_cancelled(lambda: self._http.request(method, path, **options),
+                                 getattr(self._local, "cancel", None), late=made, what=what)
+
+
+def _unless_cancelled(call, cancel: threading.Event | None, late=None, what: str = "the request"):
+    """call()'s value (or its exception), made in a daemon thread and waited for only until
+    `cancel` is set: then Cancelled ("{what} was cancelled.") within CANCEL_CHECK_S, and call
+    goes on to its own end (its timeouts), where late(value) disposes of what it made.
+    cancel None: call() here, in this thread."""
+    if cancel is None:
+        return call()
+    if cancel.is_set():
+        raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+    outcome: dict = {}
+    done, lock = threading.Event(), threading.Lock()
+
+    def run() -> None:
+        try:
+            value = call()
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = error
+        else:
+            with lock:
+                outcome["value"] = value
+                abandoned = outcome.get("abandoned", False)
+            if abandoned and late is not None:
+                try:
+                    late(value)
+                except Exception:  # noqa: BLE001 - best effort, nobody waits for it
+                    pass
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="foi-remote-request", daemon=True).start()
+    while not done.wait(CANCEL_CHECK_S):
+        if cancel.is_set():
+            with lock:
+                if "value" not in outcome:
+                    outcome["abandoned"] = True
+                    raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+            break  # it answered just now: the value is taken after all
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _close(connection) -> None:
+    connection.close()
 
 
 def plain_http_warning(url: str, token: str | None) -> str | None:

@@ -4,6 +4,7 @@ gate, for the server tests."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -35,7 +36,7 @@ class LoopbackServer:
 
     def __init__(self, engines: dict, ssl_certfile=None, ssl_keyfile=None, **options):
         self.engines, self.options = engines, options
-        self.scheduler_options = {k: options.pop(k) for k in ("keep_results", "keep_seconds",
+        self.scheduler_options = {k: options.pop(k) for k in ("model_settings", "keep_results", "keep_seconds",
                                                                "max_queued_per_client", "preview_interval")
                                   if k in options}
         self.ssl = (ssl_certfile, ssl_keyfile)
@@ -74,18 +75,87 @@ class LoopbackServer:
         self.scheduler.stop(5)
 
 
+def server_info_answer(model: str = "gate") -> dict:
+    """What `foi serve` answers to GET /v1/info, for one model."""
+    from foi_engine import wire
+    from foi_engine.version import version
+
+    return {"api": wire.API_VERSION, "server": "FoI Studio", "version": version(),
+            "models": [{"name": model, "max_tokens": 77, "random_weights": True, "settings": {}}],
+            "devices": ["cpu"], "limits": {"max_request_bytes": 64 * 1024**2}}
+
+
+class SilentServer:
+    """127.0.0.1, a port that takes connections and never answers; with answers_info, it says
+    what it runs (GET /v1/info, as `foi serve` would) and never answers anything else: the
+    request is taken and left waiting, unread. `asked`: the request lines heard, in order."""
+
+    def __init__(self, answers_info: bool = False):
+        self.answers_info = answers_info
+        self.asked: list[str] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._connections: list[socket.socket] = []
+        if answers_info:
+            threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+        for connection in self._connections:
+            connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self._connections.append(connection)
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection: socket.socket) -> None:
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                self.asked.append(line)
+                if not line.startswith("GET /v1/info "):
+                    return  # left waiting, unread
+                body = json.dumps(server_info_answer()).encode()
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        except OSError:
+            return
+
+
 class GateEngine:
     """An Engine whose edits take `steps` steps, each waiting until `gate` is open (or the run is
     cancelled); it records each run's seed in the order runs start."""
 
-    def __init__(self, steps: int = 3):
-        self.steps = steps
+    def __init__(self, steps: int = 3, name: str = "gate"):
+        self.steps, self.name = steps, name
         self.gate = threading.Event()
         self.started = threading.Event()  # set when a run starts
         self.order: list[int] = []
+        self.settings: list[EditSettings] = []  # each edit's, in the same order
 
     def info(self):
-        return EngineInfo("gate", "cpu", "0", 77, True)
+        return EngineInfo(self.name, "cpu", "0", 77, True)
 
     def count_tokens(self, instructions):
         return 2 + sum(len(i.text.split()) for i in instructions)
@@ -97,6 +167,7 @@ class GateEngine:
         from foi_engine.results import EditResult
 
         self.order.append(seed)
+        self.settings.append(settings)
         self.started.set()
         for i in range(self.steps):
             while not self.gate.wait(0.01):
@@ -106,7 +177,7 @@ class GateEngine:
                 on_step(i, self.steps, Image.new("RGB", (8, 8), (i, 0, 0)))
         frame = WorkingFrame.for_photo(image.size, settings.resolution)
         return EditResult(Image.new("RGB", frame.size, (seed % 256, 0, 0)), None, None, settings, seed, frame,
-                          tuple(instructions), "gate", True)
+                          tuple(instructions), self.name, True)
 
 
 def small_request(seed: int = 0, model: str | None = None):

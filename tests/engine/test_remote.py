@@ -21,7 +21,7 @@ from foi_engine import Cancelled, EditSettings, Instruction, ModelError, PhotoEr
 from foi_engine.errors import ServerAuthError, ServerError, ServerGoneError, ServerVersionError
 from foi_engine.protocol import Engine, open_engine
 from foi_engine.remote import RemoteEngine
-from server_helpers import GateEngine, running_server, wait_until
+from server_helpers import GateEngine, SilentServer, running_server, server_info_answer, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = EditSettings(steps=4, resolution=64)
@@ -99,6 +99,98 @@ def test_cancelling_a_remote_edit_stops_it_on_the_server():
         assert isinstance(outcome.get("error"), Cancelled) and "cancelled" in str(outcome["error"])
         job = next(iter(scheduler._jobs.values()))
         assert job.state.value == "cancelled" and job.step == 0
+
+
+# -- a server that never answers: a cancel is heard at once, a timeout keeps its message ------
+def _cancelled_after(seconds: float) -> threading.Event:
+    cancel = threading.Event()
+    timer = threading.Timer(seconds, cancel.set)
+    timer.daemon = True
+    timer.start()
+    return cancel
+
+
+def _cancelled_in(call) -> tuple[float, str]:
+    """How long call took to raise Cancelled, from the cancel (0.3 s after the start), and its message."""
+    started = time.monotonic()
+    with pytest.raises(Cancelled) as caught:
+        call()
+    return time.monotonic() - started - 0.3, str(caught.value)
+
+
+def test_a_cancel_is_heard_at_once_when_the_server_never_answers():
+    photo, instructions = Image.new("RGB", (64, 64)), [Instruction("make it red")]
+    with SilentServer() as silent:  # takes the connection, never answers
+        seconds, message = _cancelled_in(lambda: RemoteEngine.connect(silent.url, cancel=_cancelled_after(0.3)))
+        assert seconds < 0.5 and message == "Connecting was cancelled."
+    with SilentServer(answers_info=True) as silent:  # says what it runs, then takes the job and never answers
+        remote = RemoteEngine.connect(silent.url)
+        seconds, message = _cancelled_in(lambda: remote.edit(photo, instructions, SETTINGS,
+                                                             cancel=_cancelled_after(0.3)))
+        assert seconds < 0.5 and message == "The edit was cancelled."
+        assert silent.asked[-1] == "POST /v1/jobs HTTP/1.1"
+        seconds, message = _cancelled_in(lambda: remote.locate(photo, instructions, SETTINGS,
+                                                               cancel=_cancelled_after(0.3)))
+        assert seconds < 0.5 and message == "Finding the regions was cancelled."
+
+
+@pytest.mark.parametrize("stage", ["sending the photo", "opening the events", "asking the state", "the result"])
+def test_a_cancel_is_heard_at_once_at_every_wait_of_a_job(monkeypatch, stage):
+    """A server that stops answering at one stage of a job: each wait gives up on the cancel,
+    and the server is told to stop the job (a job made for an upload given up on, too)."""
+    from websockets.datastructures import Headers
+    from websockets.exceptions import InvalidStatus
+    from websockets.http11 import Response
+    from websockets.sync.client import connect
+
+    release, heard = threading.Event(), []
+
+    def answer(request):
+        asked = f"{request.method} {request.url.path}"
+        heard.append(asked)
+        if asked == "GET /v1/info":
+            return httpx.Response(200, json=server_info_answer())
+        if request.method == "DELETE":
+            return httpx.Response(200, json={"id": "j1", "state": "cancelled"})
+        hangs = {"sending the photo": "POST /v1/jobs", "asking the state": "GET /v1/jobs/j1",
+                 "the result": "GET /v1/jobs/j1/result"}
+        if hangs.get(stage) == asked:
+            release.wait(30)
+        if asked == "POST /v1/jobs":
+            return httpx.Response(202, json={"id": "j1"})
+        return httpx.Response(200, json={"id": "j1", "state": "done", "step": 2, "steps": 2})
+
+    def events(self, job_id):
+        if stage == "opening the events":  # the socket's handshake never answered
+            return connect(silent.url.replace("http://", "ws://") + f"/v1/jobs/{job_id}/events", open_timeout=30)
+        raise InvalidStatus(Response(502, "Bad Gateway", Headers()))  # polled, as through a proxy
+
+    monkeypatch.setattr(RemoteEngine, "_open_events", events)
+    with SilentServer() as silent:
+        remote = RemoteEngine.connect("http://gpu-box:8765", transport=httpx.MockTransport(answer))
+        try:
+            seconds, message = _cancelled_in(lambda: remote.edit(Image.new("RGB", (64, 64)),
+                                                                 [Instruction("make it red")], SETTINGS,
+                                                                 cancel=_cancelled_after(0.3)))
+        finally:
+            release.set()  # the abandoned request's answer comes now
+        assert seconds < 0.7 and message == "The edit was cancelled."
+        if stage != "the result":  # a job done is not cancelled
+            wait_until(lambda: "DELETE /v1/jobs/j1" in heard, 5, "the server to be told to stop the job")
+        else:
+            assert "DELETE /v1/jobs/j1" not in heard
+
+
+def test_without_a_cancel_a_silent_server_still_gets_its_one_line_after_the_timeouts():
+    cancel = threading.Event()  # a run's flag, never set: the timeouts speak
+    with SilentServer() as silent:
+        with pytest.raises(ServerError, match=rf"The server at {silent.url} did not answer in time \(.*foi serve"):
+            RemoteEngine.connect(silent.url, read_timeout=0.5, cancel=cancel)
+    with SilentServer(answers_info=True) as silent:
+        remote = RemoteEngine.connect(silent.url, read_timeout=0.5)
+        with pytest.raises(ServerGoneError, match=rf"The server at {silent.url} stopped answering during sending "
+                                                  r"the photo \(.*Check that `foi serve` still runs there"):
+            remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS, cancel=cancel)
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
@@ -204,7 +296,7 @@ def test_a_server_that_is_not_there_is_told_plainly():
 def test_a_model_not_on_the_servers_list_and_an_upload_too_large_are_refused_before_sending():
     gate = GateEngine()
     with running_server({"gate": gate}, max_request_bytes=1000) as (url, scheduler):
-        with pytest.raises(ModelError, match="has no model 'timbrooks/instruct-pix2pix': it offers gate"):
+        with pytest.raises(ModelError, match="does not offer the model 'timbrooks/instruct-pix2pix': it offers gate"):
             RemoteEngine.connect(url, model="timbrooks/instruct-pix2pix")
         noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
         with pytest.raises(PhotoError, match=r"MiB as sent, more than the server at .* accepts"):

@@ -30,7 +30,7 @@ def test_starts_without_a_photo_on_the_sample_with_two_instructions(qtbot, loop)
         assert window.panel.tokens_label.text() == ""  # its tokenizer is still being read
     finally:
         window.close()
-    assert window.client._thread.isFinished()
+    assert not window.client._thread.is_alive()
 
 
 def test_help_runs_without_a_display():
@@ -280,7 +280,7 @@ def test_closing_mid_run_cancels_and_exits_cleanly(make_window, qtbot, loop):
     before = len(finished)
     started = time.monotonic()
     window.close()
-    assert window.client._thread.isFinished()
+    assert not window.client._thread.is_alive()
     # Quitting waits for the step under way to stop (and one that ended meanwhile), no more.
     assert len(finished) <= before + 2
     assert time.monotonic() - started < 30
