@@ -354,6 +354,10 @@ class CanvasView(QGraphicsView):
             return
         self._photo_item = PictureItem(doc.photo)
         self._photo_item.setZValue(0)
+        # The photo under the masks never changes: Qt keeps it as painted on screen and copies
+        # it back when a mask repaints over it, instead of scaling it again (on a busy τ move,
+        # a fifth of the repaint).
+        self._photo_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.scene().addItem(self._photo_item)
         self.scene().setSceneRect(self._photo_item.boundingRect())
         self._sync_layers()
