@@ -171,7 +171,10 @@ class MaskOverlayItem(QGraphicsItem):
         self.update(QRectF(px0 * f, py0 * f, (px1 - px0) * f, (py1 - py0) * f))
 
     def _fill_preview(self, px0: int, py0: int, px1: int, py1: int) -> None:
-        np.take(self._lut, self._levels((px0, py0, px1, py1), self._factor), out=self._preview[py0:py1, px0:px1])
+        # mode="clip" (no uint8 index can leave the table) writes straight into the preview:
+        # the default buffers the output first.
+        np.take(self._lut, self._levels((px0, py0, px1, py1), self._factor), out=self._preview[py0:py1, px0:px1],
+                mode="clip")
 
     def _levels(self, box, step: int) -> np.ndarray:
         """What the look-up table colours in box (x0, y0, x1, y1) of the grid that samples the
@@ -351,6 +354,10 @@ class CanvasView(QGraphicsView):
             return
         self._photo_item = PictureItem(doc.photo)
         self._photo_item.setZValue(0)
+        # The photo under the masks never changes: Qt keeps it as painted on screen and copies
+        # it back when a mask repaints over it, instead of scaling it again (on a busy τ move,
+        # a fifth of the repaint).
+        self._photo_item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.scene().addItem(self._photo_item)
         self.scene().setSceneRect(self._photo_item.boundingRect())
         self._sync_layers()

@@ -1,9 +1,12 @@
 import numpy as np
+import pytest
 from document_helpers import fake_locate
 from PIL import Image
 
 from foi_desktop.document import maskops
-from foi_desktop.document.grounding import level
+from foi_desktop.document.grounding import CELL, Grounding, level
+from foi_desktop.document.maskops import TILE
+from foi_engine.photo import WorkingFrame
 
 
 def _full_threshold(layer, tau):
@@ -216,3 +219,54 @@ def test_threshold_undo_and_redo_restore_masks_exactly_on_a_random_map(doc):
     for expected in states[1:]:
         doc.redo()
         assert same(state(), expected)
+
+
+def _tile_band(grounding, low, high):
+    """The pixels of the tiles whose levels meet the band [low, high), tile by tile: what the
+    band's rectangles were before they were cut down to cells."""
+    x0, y0, x1, y1 = grounding.box
+    inside = np.zeros((y1, x1), bool)
+    for ty in range(y0 // TILE, -(-y1 // TILE)):
+        for tx in range(x0 // TILE, -(-x1 // TILE)):
+            top, left = max(ty * TILE, y0), max(tx * TILE, x0)
+            bottom, right = min((ty + 1) * TILE, y1), min((tx + 1) * TILE, x1)
+            levels = grounding.levels[top - y0 : bottom - y0, left - x0 : right - x0]
+            if levels.min() < high and levels.max() >= low:
+                inside[top:bottom, left:right] = True
+    return inside
+
+
+@pytest.mark.parametrize("size, resolution", [((700, 1000), 64), ((1037, 651), 512)])
+@pytest.mark.parametrize("smooth", [True, False])
+def test_band_rects_hold_every_crossing_pixel_within_the_tiles_of_the_band(size, resolution, smooth):
+    """The band's rectangles (cells grouped by rows of tiles) hold every pixel whose level lies
+    between the two τ, each lies in one row of tiles inside the crop box, none overlap, and
+    together they hold no pixel that the tiles meeting the band (counted here tile by tile)
+    do not; moves that cross no level have none."""
+    frame = WorkingFrame.for_photo(size, resolution)
+    x0, y0, x1, y1 = frame.pixel_box
+    assert x0 % CELL or y0 % CELL  # the box begins inside a cell
+    h, w = frame.size[1] // 8, frame.size[0] // 8
+    rng = np.random.default_rng(3)
+    if smooth:
+        ys, xs = np.mgrid[0:h, 0:w]
+        grounding_map = (0.5 + 0.5 * np.sin(xs / 3.0) * np.cos(ys / 2.0)).astype(np.float32)
+    else:
+        grounding_map = rng.random((h, w), dtype=np.float32)
+    grounding = Grounding(grounding_map, frame)
+    for old, new in [(0.5, 0.56), (0.56, 0.5), (0.1, 0.9), (0.0, 1.0), (0.3, 0.31), (0.72, 0.7201)]:
+        low, high = sorted((level(old), level(new)))
+        rects = grounding.band_rects(old, new)
+        covered = np.zeros((y1, x1), np.uint8)
+        for left, top, right, bottom in rects:
+            assert x0 <= left < right <= x1 and y0 <= top < bottom <= y1
+            assert top // TILE == (bottom - 1) // TILE
+            covered[top:bottom, left:right] += 1
+        assert covered.max() <= 1
+        crossing = np.zeros((y1, x1), bool)
+        crossing[y0:y1, x0:x1] = (grounding.levels >= low) & (grounding.levels < high)
+        assert not (crossing & (covered == 0)).any(), (old, new)
+        assert not (covered.astype(bool) & ~_tile_band(grounding, low, high)).any(), (old, new)
+    assert grounding.band_rects(0.4, 0.4) == []
+    grounding_map[:] = 0.25  # no level between 0.5 and 0.6
+    assert Grounding(grounding_map, frame).band_rects(0.5, 0.6) == []
