@@ -39,7 +39,7 @@ from .jobs import JobEvent, JobEventKind, JobKind, JobQueue, JobState
 from .preferences import RUN_SETTINGS, Preferences, recovery_folder, save_preferences
 from .results import ResultsStrip, method_of
 from .runner import JobRunner, LocateRequest
-from .worker import EngineClient, ModelChoice, model_settings_for, where_runs
+from .worker import EngineClient, ModelChoice, model_settings_for, settle_libraries, where_runs
 
 log = logging.getLogger("foi_desktop")
 
@@ -990,11 +990,13 @@ class MainWindow(QMainWindow):
         if info is not None:
             self.panel.set_token_counter(self.client.count_tokens, info.max_tokens)
             self._take_model_settings()
+            settle_libraries()
 
     def _on_counter_ready(self, max_tokens: int | None) -> None:
         """Before the model loads: its tokenizer is read, or a server has counted."""
         self.panel.set_token_counter(self.client.count_tokens, max_tokens)
         self._take_model_settings()
+        settle_libraries()
 
     def _take_model_settings(self) -> None:
         """The document runs with a server's model's own settings as soon as the server has

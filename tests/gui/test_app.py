@@ -2,6 +2,7 @@
 clipboard, closing mid-run."""
 
 import asyncio
+import gc
 import os
 import time
 
@@ -371,3 +372,16 @@ def test_missing_qt_system_libraries_are_named_with_the_command_that_installs_th
     assert app.main([]) == 1
     err = capsys.readouterr().err
     assert "sudo apt install libxcb-cursor0" in err and "Traceback" not in err
+
+
+def test_the_collector_is_kept_off_the_loaded_libraries(window):
+    """Once the model's libraries are in, a full garbage collection would scan their ~400 000
+    objects and stall the window: they are frozen out of its sight."""
+    gc.unfreeze()
+    try:
+        window.client.counterReady.emit(77)
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert gc.get_freeze_count() > 0  # a collection does not bring them back
+    finally:
+        gc.unfreeze()
