@@ -2,6 +2,7 @@
 connection, the status bar, and a server that stops mid-job. Loopback only: the server runs in
 this process (tests/engine/server_helpers.py), its engine a gate the test opens."""
 
+import contextlib
 import dataclasses
 import socket
 import subprocess
@@ -26,6 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # the s
 from server_helpers import GateEngine, LoopbackServer, SilentServer, running_server  # noqa: E402
 
 TOKEN = "a-token-of-twenty-four-c"
+
+
+@contextlib.contextmanager
+def _window_on_a_silent_server(make_window, photo_path):
+    """A window with one instruction, set to a server that takes the connection and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        window = make_window(engine="server", server_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        window.open_path(photo_path)
+        window.doc.add_layer("make it snowy")
+        yield window
 
 
 def test_the_engine_choice_persists_between_runs(qapp):
@@ -391,12 +404,7 @@ def test_a_server_that_is_gone_or_silent_leaves_the_counter_empty_and_the_window
     _type_on(qtbot, window, " tonight")
     qtbot.waitUntil(lambda: label.text() == "", timeout=30000)  # gone: no count rather than a wrong one
 
-    with socket.socket() as silent:  # takes the connection, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        window = make_window(engine="server", server_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
-        window.open_path(photo_path)
-        window.doc.add_layer("make it snowy")
+    with _window_on_a_silent_server(make_window, photo_path) as window:
         started = time.monotonic()
         _type_on(qtbot, window, " tonight")
         qtbot.wait(1000)  # past the pause after which the server is asked
@@ -412,12 +420,7 @@ def test_quitting_never_waits_on_a_server_that_does_not_answer(make_window, qtbo
         """This window's counting threads."""
         return [thread for thread in set(threading.enumerate()) - earlier if thread.name == "foi-token-count"]
 
-    with socket.socket() as silent:  # takes the connection, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        window = make_window(engine="server", server_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
-        window.open_path(photo_path)
-        window.doc.add_layer("make it snowy")
+    with _window_on_a_silent_server(make_window, photo_path) as window:
         window.doc.modified = False  # no "Save changes?": the closing itself is timed
         qtbot.waitUntil(lambda: bool(counting()), timeout=10000)  # a count waits on the server
         waiting = counting()
