@@ -185,16 +185,18 @@ def test_another_protocol_version_or_another_program_is_told_plainly():
     def answering(status, body):
         return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
 
-    older = httpx.MockTransport(lambda request: httpx.Response(422, json={  # a server from before raw pictures
-        "error": "The request is not well-formed at photo: Input should be a valid string.", "kind": "malformed"})
-        if request.method == "POST" else httpx.Response(200, json={
-            "api": 1, "server": "FoI Studio", "version": "0.9", "devices": ["cpu"],
-            "models": [{"name": "m", "max_tokens": 77, "random_weights": True}],
-            "limits": {"max_request_bytes": 2**27}}))
+    def older(request):  # a server from before raw pictures: the photo is not the text it expects
+        if request.method == "POST":
+            return httpx.Response(422, json={"kind": "malformed", "error": "The request is not well-formed at "
+                                                                          "photo: Input should be a valid string."})
+        return httpx.Response(200, json={"api": 1, "server": "FoI Studio", "version": "0.9", "devices": ["cpu"],
+                                         "models": [{"name": "m", "max_tokens": 77, "random_weights": True}],
+                                         "limits": {"max_request_bytes": 2**27}})
+
+    remote = RemoteEngine.connect("http://127.0.0.1:8765", transport=httpx.MockTransport(older))
     with pytest.raises(ServerVersionError, match=r"does not understand this FoI Studio's request \(The request is "
                                                  r"not well-formed at photo.*\): install the same"):
-        RemoteEngine.connect("http://127.0.0.1:8765", transport=older).edit(Image.new("RGB", (64, 64)),
-                                                                           [Instruction("make it red")], SETTINGS)
+        remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS)
     newer = answering(200, {"api": 2, "server": "FoI Studio", "version": "9.0"})
     with pytest.raises(ServerVersionError, match=r"runs FoI Studio 9.0, which speaks version 2 .* Install the same"):
         RemoteEngine.connect("http://gpu-box:8765", transport=newer)
