@@ -48,6 +48,12 @@ def photo_from_bytes(data: bytes, name: str = "The photo", formats=("PNG",)) -> 
     return _decode(io.BytesIO(data), name, formats)
 
 
+def too_many_pixels(name: str) -> PhotoError:
+    """Pillow's decompression-bomb limit, refused as an error (also for raw pixels from a client)."""
+    return PhotoError(f"{name} is too large to open safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
+                      "scale it down first.")
+
+
 def _decode(source, name: str, formats=None) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -55,10 +61,7 @@ def _decode(source, name: str, formats=None) -> Image.Image:
             with Image.open(source, formats=formats) as image:
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PhotoError(
-            f"{name} is too large to open safely (over {Image.MAX_IMAGE_PIXELS:,} pixels): "
-            "scale it down first."
-        ) from None
+        raise too_many_pixels(name) from None
     except UnidentifiedImageError:
         if formats:
             raise PhotoError(f"{name} is not a {' or '.join(formats)} image.") from None

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from . import wire
+from .catalog import is_loopback
 from .errors import (
     Cancelled,
     ModelError,
@@ -77,6 +78,9 @@ class RemoteEngine:
             raise ServerError(f"{url} is not a server address: write it as http://host:port or https://host.")
         self.url = urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
         self.model = model
+        # pictures raw to a server on this computer: there bytes are free and PNG's compressing
+        # was most of a job's fixed cost; across a network PNG's fewer bytes are worth it
+        self.raw_pictures = is_loopback(parts.hostname)
         self._token = token or None
         self._ping = (ping_interval, ping_timeout)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -188,8 +192,14 @@ class RemoteEngine:
         what = "the edit" if kind == "edit" else "finding the regions"
         server = self.server_info()
         model = self._model(server)["name"]
-        body = json.dumps(wire.request_to_json(kind, image, instructions, settings, seed, masks, model)).encode()
-        limit = server["max_request_bytes"]
+
+        def encoded(raw: bool) -> bytes:
+            return json.dumps(wire.request_to_json(kind, image, instructions, settings, seed, masks, model,
+                                                   raw)).encode()
+
+        body, limit = encoded(self.raw_pictures), server["max_request_bytes"]
+        if len(body) > limit and self.raw_pictures:  # a huge photo: PNG's fewer bytes may fit where raw's do not
+            body = encoded(False)
         if len(body) > limit:
             raise PhotoError(f"The photo and its masks are {len(body) / 1024**2:,.1f} MiB as sent, more than the "
                              f"server at {self.url} accepts ({limit / 1024**2:,.0f} MiB): scale the photo down, or "
@@ -413,6 +423,9 @@ class RemoteEngine:
         if response.status_code in (413, 429):
             cls = PhotoError if response.status_code == 413 else ServerError
             raise cls(f"The server at {self.url} says: {error}")
+        if kind == "malformed":  # this client checked the request before sending it: another version's server
+            raise ServerVersionError(f"The server at {self.url} does not understand this FoI Studio's request "
+                                     f"({error}): install the same FoI Studio version on both computers.")
         raise wire.error_from_json(kind, error, ServerError)
 
     def _request(self, method: str, path: str, **options):
@@ -481,8 +494,6 @@ def _close(connection) -> None:
 def plain_http_warning(url: str, token: str | None) -> str | None:
     """A warning when a token or photos would cross a network unencrypted (http:// to
     another computer), else None."""
-    from .catalog import is_loopback
-
     parts = urlsplit(url.strip())
     if parts.scheme.lower() != "http" or is_loopback(parts.hostname or ""):
         return None

@@ -228,7 +228,7 @@ class Scheduler:
                 result = engine.edit(request.photo, request.instructions, request.settings, seed=request.seed,
                                      masks=request.masks, cancel=job.cancel,
                                      on_step=lambda i, n, preview: self._progress(job, i, n, preview, last))
-            encoded = _json_bytes(wire.result_to_json(result))
+            encoded = _json_bytes(wire.result_to_json(result, request.raw_result))
         except Cancelled:
             self._finish(job, JobState.CANCELLED, "The job was cancelled.", "Cancelled")
         except Exception as error:  # noqa: BLE001 - one job's failure must not end the device's thread

@@ -5,15 +5,16 @@
     POST   /v1/jobs                  a locate or an edit (photo, instructions, settings, seed, masks) → its id
     GET    /v1/jobs/{id}             its state (queued, running, done, failed, cancelled), progress, error
     DELETE /v1/jobs/{id}             cancel it
-    GET    /v1/jobs/{id}/result      the finished result, as JSON with base64 PNGs (see wire.py)
+    GET    /v1/jobs/{id}/result      the finished result, as JSON with base64 pictures (see wire.py)
     WS     /v1/jobs/{id}/events      its state changes and progress, with small PNG previews
     GET    /docs                     these routes, browsable (OpenAPI)
 
 Security (docs/SERVER.md): the server listens on 127.0.0.1 unless told otherwise, and any
 other address needs a token (`Authorization: Bearer …`, compared in constant time on every
 /v1 route and the socket). Without a token only loopback host names are served, and posts must
-be JSON, so a web page in the user's browser cannot reach it. Bodies are bounded; photos and
-masks are PNG only, decoded with the local path's limits; every number goes through
+be JSON, so a web page in the user's browser cannot reach it. Bodies are bounded; photos are
+PNG, decoded with the local path's limits, or raw RGB held to the same pixel limit and checked
+for length before decoding; masks are PNG or float32 of bounded shape; every number goes through
 EditSettings' ranges; clients pick models by name from the server's own list and never name a
 file; nothing is unpickled and no code is loaded. Model work runs in the scheduler's device
 threads, decoding and encoding in the thread pool: the event loop only moves bytes.
@@ -46,7 +47,7 @@ from .version import version
 log = logging.getLogger("foi.serve")
 
 MiB = 1024**2
-DEFAULT_MAX_REQUEST_BYTES = 128 * MiB  # a 24 MP photo as PNG in base64 is about 60–90 MiB
+DEFAULT_MAX_REQUEST_BYTES = 128 * MiB  # a 24 MP photo in base64: 60–90 MiB as PNG, 96 MiB raw
 SMALL_REQUEST_BYTES = 1 * MiB  # /v1/tokens
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -75,11 +76,19 @@ class ArrayIn(BaseModel):
     data: str = Field(description="base64")
 
 
+class PictureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    encoding: Literal["raw"]
+    size: list[int] = Field(description="[width, height]")
+    data: str = Field(description="base64 of width × height × 3 bytes: 8-bit RGB rows, top to bottom")
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     kind: Literal["edit", "locate"]
     model: str | None = Field(None, description="a model name from GET /v1/info; null: the server's first")
-    photo: str = Field(description="the photo as a base64 PNG (RGB, orientation already applied)")
+    photo: PictureIn | str = Field(description="the photo (RGB, orientation already applied): base64 PNG text, "
+                                               "or raw")
     instructions: list[InstructionIn] = Field(description=f"1 to {MAX_INSTRUCTIONS} instructions")
     settings: dict[str, bool | int | float | str] = Field(
         default_factory=dict, description="EditSettings fields (steps, strength, image_guidance, text_guidance, "
@@ -88,6 +97,7 @@ class JobIn(BaseModel):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     masks: list[ArrayIn] | None = Field(None, description="edit only: one mask per instruction, at the photo's size "
                                                           "or the working frame's; null: find the regions")
+    result_encoding: Literal["png", "raw"] = Field("png", description="how the result's picture comes back")
 
 
 class TokensIn(BaseModel):
@@ -233,7 +243,7 @@ def create_app(scheduler: Scheduler, options: ServerOptions = ServerOptions()) -
             job_of(job_id, client)
         return job.status()
 
-    @app.get("/v1/jobs/{job_id}/result", summary="A finished job's result (JSON with base64 PNGs, see wire.py)")
+    @app.get("/v1/jobs/{job_id}/result", summary="A finished job's result (JSON with base64 pictures, see wire.py)")
     async def job_result(job_id: str, client: str = Depends(authorized)):
         job = job_of(job_id, client)
         if job.state is JobState.DONE and job.result is not None:

@@ -52,14 +52,14 @@ class LoopbackServer:
         import uvicorn
 
         from foi_engine.scheduler import Device, Scheduler
-        from foi_engine.server import ServerOptions, create_app
+        from foi_engine.server import ServerOptions, create_app, listen
 
         self.scheduler = Scheduler([Device("cpu", self.engines)], **self.scheduler_options)
         self.scheduler.start()
         app = create_app(self.scheduler, ServerOptions(**self.options))
-        self._sock = socket.socket()
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the same port again after a stop
-        self._sock.bind(("127.0.0.1", self.port))
+        # foi serve's own socket (the same port again after a stop): a bare socket.socket() has
+        # proto 0, on which asyncio leaves Nagle on, and every answer waited ~40 ms for an ACK
+        self._sock = listen("127.0.0.1", self.port)
         self.port = self._sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio",
                                                      ssl_certfile=self.ssl[0], ssl_keyfile=self.ssl[1],

@@ -42,9 +42,12 @@ def same_arrays(a, b):
     return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_a_remote_edit_is_the_local_edit_bit_for_bit(served, tiny_engine, photo):
+@pytest.mark.parametrize("raw_pictures", [True, False])
+def test_a_remote_edit_is_the_local_edit_bit_for_bit(served, tiny_engine, photo, raw_pictures):
     remote = open_engine(served)
     assert isinstance(remote, RemoteEngine) and isinstance(remote, Engine) and isinstance(tiny_engine, Engine)
+    assert remote.raw_pictures and not RemoteEngine("http://gpu-box:8765").raw_pictures  # raw on loopback only
+    remote.raw_pictures = raw_pictures
     info = remote.info()
     assert (info.model_name, info.device, info.random_weights, info.server) == ("tiny-random", "cpu", True, served)
     assert info.max_tokens == tiny_engine.info().max_tokens
@@ -274,6 +277,18 @@ def test_another_protocol_version_or_another_program_is_told_plainly():
     def answering(status, body):
         return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
 
+    def older(request):  # a server from before raw pictures: the photo is not the text it expects
+        if request.method == "POST":
+            return httpx.Response(422, json={"kind": "malformed", "error": "The request is not well-formed at "
+                                                                          "photo: Input should be a valid string."})
+        return httpx.Response(200, json={"api": 1, "server": "FoI Studio", "version": "0.9", "devices": ["cpu"],
+                                         "models": [{"name": "m", "max_tokens": 77, "random_weights": True}],
+                                         "limits": {"max_request_bytes": 2**27}})
+
+    remote = RemoteEngine.connect("http://127.0.0.1:8765", transport=httpx.MockTransport(older))
+    with pytest.raises(ServerVersionError, match=r"does not understand this FoI Studio's request \(The request is "
+                                                 r"not well-formed at photo.*\): install the same"):
+        remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS)
     newer = answering(200, {"api": 2, "server": "FoI Studio", "version": "9.0"})
     with pytest.raises(ServerVersionError, match=r"runs FoI Studio 9.0, which speaks version 2 .* Install the same"):
         RemoteEngine.connect("http://gpu-box:8765", transport=newer)
@@ -302,6 +317,15 @@ def test_a_model_not_on_the_servers_list_and_an_upload_too_large_are_refused_bef
         with pytest.raises(PhotoError, match=r"MiB as sent, more than the server at .* accepts"):
             RemoteEngine.connect(url).edit(noise, [Instruction("make it red")], SETTINGS)
         assert not scheduler._jobs
+
+
+def test_a_photo_too_large_to_send_raw_goes_as_png():
+    gate = GateEngine(steps=1)
+    gate.gate.set()
+    plain = Image.new("RGB", (256, 256), (90, 120, 30))  # 262 KB raw, a few hundred bytes as PNG
+    with running_server({"gate": gate}, max_request_bytes=100_000) as (url, _scheduler):
+        result = RemoteEngine.connect(url).edit(plain, [Instruction("make it red")], SETTINGS, seed=5)
+    assert result.seed == 5
 
 
 def test_the_server_dying_mid_job_is_told_plainly(tmp_path):

@@ -1,14 +1,17 @@
 """`foi serve`'s routes, queue and security, with fake engines (fast): FIFO per client,
 round-robin between clients, cancel, tokens, upload limits, model names, bounded results."""
 
+import base64
 import hmac
 import json
 import threading
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from foi_engine import wire
 from foi_engine.errors import FoiError
@@ -179,12 +182,60 @@ def test_hostile_or_wrong_jobs_are_refused_before_they_queue(scheduler, gate, ch
 
 
 def test_a_photo_decoding_into_too_many_pixels_is_refused(scheduler, monkeypatch):
-    from PIL import Image
-
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     client = TestClient(create_app(scheduler), base_url=LOCAL)
-    answer = post_job(client, 1)
-    assert answer.status_code == 400 and "too large to open safely" in answer.json()["error"]
+    for photo in (small_body(1)["photo"], RAW_64):  # as PNG and raw alike
+        answer = post_job(client, 1, photo=photo)
+        assert answer.status_code == 400 and "too large to open safely" in answer.json()["error"]
+
+
+# -- raw pictures ------------------------------------------------------------------------------
+RAW_64 = {"encoding": "raw", "size": [64, 64], "data": base64.b64encode(bytes(64 * 64 * 3)).decode()}
+
+
+def test_pictures_travel_raw_or_as_png_exactly():
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    for raw in (True, False):
+        sent = json.loads(json.dumps(wire.picture_to_json(picture, raw)))
+        assert isinstance(sent, dict) is raw
+        back = wire.picture_from_json(sent, "The photo")
+        assert (back.mode, back.size, back.tobytes()) == ("RGB", picture.size, picture.tobytes())
+    with pytest.raises(wire.WireError, match="Only RGB pictures travel raw"):
+        wire.picture_to_json(picture.convert("L"), True)
+
+
+@pytest.mark.parametrize("changes, status, message", [
+    ({"size": [100000, 100000]}, 400, "too large to open safely"),  # counted before the data is read
+    ({"size": [64, 65]}, 422, "must be 12480 bytes of RGB as base64, as its size 64×65 says"),  # a lying header
+    ({"data": RAW_64["data"][:-4]}, 422, "must be 12288 bytes of RGB"),  # cut short
+    ({"data": RAW_64["data"][:-2] + "=="}, 422, "holds 12286 bytes, not the 12288"),  # the right length, padded
+    ({"data": "%" * 16384}, 422, "not valid base64"),
+    ({"size": [0, 64]}, 422, "impossible size"),
+    ({"size": [64]}, 422, "impossible size"),
+    ({"size": [True, 64]}, 422, "at photo.PictureIn.size.0"),
+    ({"encoding": "png"}, 422, "at photo.PictureIn.encoding"),
+    ({"pickle": "gASVAAAA"}, 422, "at photo.PictureIn.pickle"),
+])
+def test_hostile_raw_photos_are_refused_before_they_queue(scheduler, gate, changes, status, message):
+    client = TestClient(create_app(scheduler), base_url=LOCAL)
+    answer = post_job(client, 1, photo={**RAW_64, **changes})
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"]
+    assert not gate.started.is_set()
+
+
+def test_a_job_gets_its_result_as_png_unless_it_asks_for_raw(scheduler, gate):
+    gate.gate.set()
+    client = TestClient(create_app(scheduler), base_url=LOCAL)
+    assert post_job(client, 1, result_encoding="jpeg").status_code == 422
+    old = post_job(client, 3)  # as a client from before raw pictures sends it
+    new = post_job(client, 3, photo=RAW_64, result_encoding="raw")
+    for answer, form in ((old, str), (new, dict)):
+        job_id = answer.json()["id"]
+        wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["state"] == "done", what="the job")
+        result = client.get(f"/v1/jobs/{job_id}/result").json()
+        assert isinstance(result["image"], form)
+        assert wire.result_from_json(result).image.getpixel((0, 0)) == (3, 0, 0)
 
 
 def test_posts_must_be_json_and_without_a_token_only_loopback_names_are_served(scheduler):
