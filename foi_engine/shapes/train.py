@@ -1,4 +1,4 @@
-"""Train the shapes model: `python -m foi_engine.shapes.train --threads 2`.
+"""Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped weights: MODEL_CARD.md).
 
 Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as 4×4 colour pooling (model.start_as_pooling), learns to
@@ -15,6 +15,10 @@ Four stages, each reproducible from --seed and resumed from the checkpoint in --
    source's unscaled latent (concatenated, as the engine conditions) and the
    instruction; conditioning dropout 5 % text, 5 % image, 5 % both, so classifier-free
    guidance works. A share of text-to-image examples stays in every batch.
+
+The text encoder has no transformer layers by default (token and position embeddings only):
+a causal encoder let later words summarise the shape's, and the edit bound to the colour word,
+never to the keyword whose attention FoI reads.
 
 The UNet predicts v (velocity), not the noise: sampling starts near t = 800, where an
 ε-prediction loss weights errors in the predicted picture by an SNR of 0.04, so the edit
@@ -266,13 +270,15 @@ def main(argv=None) -> None:
     parser.add_argument("--vae-lr", type=float, default=4e-4)
     parser.add_argument("--kl-weight", type=float, default=1e-4)
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
-    parser.add_argument("--t2i-steps", type=int, default=1500)
+    parser.add_argument("--t2i-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the text-to-image stage")
     parser.add_argument("--ip2p-lr", type=float, default=5e-4, help="peak learning rate of the InstructPix2Pix stage")
     parser.add_argument("--t2i-share", type=float, default=0.25, help="text-to-image share of InstructPix2Pix batches")
-    parser.add_argument("--text-layers", type=int, default=3, help="transformer layers of the text encoder")
+    parser.add_argument("--text-layers", type=int, default=0,
+                        help="transformer layers of the text encoder (0: no token mixing, so only a shape's "
+                             "own word can tell it apart)")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -281,6 +287,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--export-only", action="store_true", help="save the latest checkpoint as the model")
+    parser.add_argument("--reset-best", action="store_true",
+                        help="forget the best check so far: the export is chosen among this run's checks")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from diffusers import EulerAncestralDiscreteScheduler
@@ -308,6 +316,9 @@ def main(argv=None) -> None:
         vae.register_to_config(scaling_factor=saved["scaling_factor"])
         state = saved["state"]
         print(f"Resumed from {checkpoint}: {state}")
+    if args.reset_best:
+        state.pop("best", None)
+        best.unlink(missing_ok=True)
 
     def save():
         save_atomic({"vae": vae.state_dict(), "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),

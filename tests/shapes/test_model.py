@@ -2,7 +2,7 @@
 evaluation never reads (indices chosen before running).
 
 Thresholds are half the gains measured by `python -m foi_engine.shapes.evaluate` (MODEL_CARD.md).
-This model does NOT meet the grounding aim (single-instruction mask IoU 0.005 measured on 40
+This model does NOT meet the grounding aim (single-instruction mask IoU 0.14 measured on 40
 held-out scenes, aim ≥ 0.5): that check is a strict xfail, so it turns into a failure the day
 a retrained model reaches the aim and the marker must be removed."""
 
@@ -12,19 +12,22 @@ from PIL import Image
 
 from foi_engine import EditSettings, FoiEngine, Instruction
 from foi_engine.shapes.data import SIZE, make_example
-from foi_engine.shapes.evaluate import iou, lands, psnr, upsample, vae_round_trip_psnr
+from foi_engine.shapes.evaluate import iou, lands, own_shape, psnr, upsample, vae_round_trip_psnr
 
 SINGLE = [make_example(i, "heldout", instructions=1) for i in range(200, 212)]
 # Multi-instruction scenes that leave some pixels untouched (the outside PSNR needs them).
 MULTI = [e for e in (make_example(100_200 + i, "heldout", instructions=2 + i % 2) for i in range(8))
          if not np.any([edit.mask for edit in e.edits], axis=0).all()][:4]
 SETTINGS = dict(steps=25, resolution=SIZE, grounding_factor=1)
-AIM_MEAN_IOU = 0.5  # the issue's aim; measured 0.005 (40 scenes)
-# Multi-instruction PSNR outside, FoI minus plain: +1.72 dB measured on 30 scenes; half of it
+AIM_MEAN_IOU = 0.5  # the issue's aim; measured 0.14 (40 scenes; v2 0.005)
+# The keyword's mask lies on the named shape rather than another in 67 % of single edits (40
+# scenes; v2 12 %); chance is about 36 %.
+MIN_OWN_SHAPE = 0.4
+# Multi-instruction PSNR outside, FoI minus plain: +2.84 dB measured on 30 scenes; half of it
 # is asked of this handful.
-MIN_MULTI_PSNR_GAIN_DB = 0.85
-# Plain InstructPix2Pix lands the asked colour in 55 % of single edits (40 scenes; v1: 3 %).
-MIN_PLAIN_LANDS = 0.27
+MIN_MULTI_PSNR_GAIN_DB = 1.4
+# Plain InstructPix2Pix lands the asked colour in 62 % of single edits (40 scenes; v2 55 %).
+MIN_PLAIN_LANDS = 0.31
 # VAE round trip: 24.3 dB measured on the 70 evaluation scenes (v1: 22.7 dB).
 MIN_VAE_PSNR_DB = 23.3
 
@@ -36,6 +39,19 @@ def instructions(example):
 @pytest.fixture(scope="module")
 def engine():
     return FoiEngine.from_pretrained("shapes", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def keyword_masks(engine):
+    """(example, its keyword's mask at the photo's size) for the single edits that name a shape."""
+    found = []
+    for seed, example in enumerate(SINGLE):
+        if example.edits[0].keyword is not None:
+            located = engine.locate(Image.fromarray(example.source), instructions(example), EditSettings(**SETTINGS),
+                                    seed=seed)
+            found.append((example, upsample(located.masks[0])))
+    assert len(found) >= 4
+    return found
 
 
 def run_both(engine, example, seed):
@@ -64,17 +80,15 @@ def test_loads_as_a_trained_instructpix2pix(engine):
 
 
 @pytest.mark.xfail(strict=True, reason="The shipped model's grounding maps do not localise the named shape "
-                   "(mean IoU 0.005 on 40 held-out scenes; see MODEL_CARD.md).")
-def test_grounding_masks_overlap_the_true_regions(engine):
-    ious = []
-    for seed, example in enumerate(SINGLE):
-        edit = example.edits[0]
-        if edit.keyword is not None:
-            found = engine.locate(Image.fromarray(example.source), instructions(example), EditSettings(**SETTINGS),
-                                  seed=seed)
-            ious.append(iou(upsample(found.masks[0]), edit.mask))
-    assert len(ious) >= 4
+                   "(mean IoU 0.14 on 40 held-out scenes; see MODEL_CARD.md).")
+def test_grounding_masks_overlap_the_true_regions(keyword_masks):
+    ious = [iou(mask, example.edits[0].mask) for example, mask in keyword_masks]
     assert np.mean(ious) >= AIM_MEAN_IOU, ious
+
+
+def test_the_keyword_mask_lies_on_the_named_shape_more_often_than_chance(keyword_masks):
+    owns = [own_shape(mask, example, example.edits[0].target) for example, mask in keyword_masks]
+    assert np.mean(owns) >= MIN_OWN_SHAPE, owns
 
 
 def test_foi_keeps_the_outside_closer_than_vanilla_on_multi_instruction_edits(engine):
