@@ -40,12 +40,25 @@ def model_settings(model: str) -> dict:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"The model's {SETTINGS_FILE} cannot be read ({error}): fix or delete it.") from None
+    try:
+        return checked_settings(values)
+    except UnknownSettings as error:
+        raise ModelError(f"The model's {SETTINGS_FILE} names settings FoI Studio does not have: {error}.") from None
+
+
+class UnknownSettings(ValueError):
+    """A model asks for run settings FoI Studio does not have."""
+
+
+def checked_settings(values) -> dict:
+    """Run settings a model asks for (its folder's file, or a server's word for it), checked
+    before any run: only EditSettings' names (else UnknownSettings), valid values (else the
+    SettingsError that says which)."""
     known = {field.name for field in dataclasses.fields(EditSettings)}
     if not isinstance(values, dict) or not set(values) <= known:
-        raise ModelError(f"The model's {SETTINGS_FILE} names settings FoI Studio does not have: "
-                         f"use only {', '.join(sorted(known))}.")
-    EditSettings(**values)  # invalid values raise SettingsError here, not mid-run
-    return values
+        raise UnknownSettings(f"use only {', '.join(sorted(known))}")
+    EditSettings(**values)
+    return dict(values)
 
 
 def check_folder(folder: Path, name: str) -> None:

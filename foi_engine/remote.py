@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from . import wire
-from .catalog import is_loopback
+from .catalog import checked_settings, is_loopback
 from .errors import (
     Cancelled,
     ModelError,
@@ -34,6 +34,7 @@ from .errors import (
     ServerError,
     ServerGoneError,
     ServerVersionError,
+    SettingsError,
 )
 from .protocol import EngineInfo
 from .settings import EditSettings
@@ -150,12 +151,13 @@ class RemoteEngine:
                 f"{wire.API_VERSION}. Install the same FoI Studio version on both computers.")
         try:
             models = [{"name": str(m["name"]), "max_tokens": int(m["max_tokens"]),
-                       "random_weights": bool(m["random_weights"]), "settings": dict(m.get("settings") or {})}
+                       "random_weights": bool(m["random_weights"]), "settings": checked_settings(m.get("settings") or {})}
                       for m in answer["models"]]
             server = {"version": str(answer["version"]), "models": models,
                       "devices": [str(d) for d in answer["devices"]],
+                      "pictures": [str(e) for e in answer.get("pictures") or ("png",)],
                       "max_request_bytes": int(answer["limits"]["max_request_bytes"])}
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, SettingsError):  # a model's settings too: runs would fail on them
             raise ServerVersionError(f"The server at {self.url} describes itself in a form this FoI Studio cannot "
                                      "read: install the same FoI Studio version on both computers.") from None
         if not models:
@@ -197,8 +199,9 @@ class RemoteEngine:
             return json.dumps(wire.request_to_json(kind, image, instructions, settings, seed, masks, model,
                                                    raw)).encode()
 
-        body, limit = encoded(self.raw_pictures), server["max_request_bytes"]
-        if len(body) > limit and self.raw_pictures:  # a huge photo: PNG's fewer bytes may fit where raw's do not
+        raw = self.raw_pictures and "raw" in server["pictures"]  # an older server takes PNG only
+        body, limit = encoded(raw), server["max_request_bytes"]
+        if len(body) > limit and raw:  # a huge photo: PNG's fewer bytes may fit where raw's do not
             body = encoded(False)
         if len(body) > limit:
             raise PhotoError(f"The photo and its masks are {len(body) / 1024**2:,.1f} MiB as sent, more than the "

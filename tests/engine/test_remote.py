@@ -2,6 +2,7 @@
 cancel, clear messages for a wrong token, another version, a missing model, an upload too
 large and a server that dies mid-job; `foi edit --server` writes what a local run writes."""
 
+import json
 import os
 import re
 import signal
@@ -277,18 +278,22 @@ def test_another_protocol_version_or_another_program_is_told_plainly():
     def answering(status, body):
         return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
 
-    def older(request):  # a server from before raw pictures: the photo is not the text it expects
+    sent = []
+
+    def older(request):  # a server from before raw pictures (its info lists no encodings), on this computer
         if request.method == "POST":
+            sent.append(json.loads(request.content))
             return httpx.Response(422, json={"kind": "malformed", "error": "The request is not well-formed at "
-                                                                          "photo: Input should be a valid string."})
+                                                                          "seed: Input should be a valid integer."})
         return httpx.Response(200, json={"api": 1, "server": "FoI Studio", "version": "0.9", "devices": ["cpu"],
                                          "models": [{"name": "m", "max_tokens": 77, "random_weights": True}],
                                          "limits": {"max_request_bytes": 2**27}})
 
     remote = RemoteEngine.connect("http://127.0.0.1:8765", transport=httpx.MockTransport(older))
     with pytest.raises(ServerVersionError, match=r"does not understand this FoI Studio's request \(The request is "
-                                                 r"not well-formed at photo.*\): install the same"):
+                                                 r"not well-formed at seed.*\): install the same"):
         remote.edit(Image.new("RGB", (64, 64)), [Instruction("make it red")], SETTINGS)
+    assert isinstance(sent[0]["photo"], str) and "result_encoding" not in sent[0]  # PNG, as it reads them
     newer = answering(200, {"api": 2, "server": "FoI Studio", "version": "9.0"})
     with pytest.raises(ServerVersionError, match=r"runs FoI Studio 9.0, which speaks version 2 .* Install the same"):
         RemoteEngine.connect("http://gpu-box:8765", transport=newer)
@@ -296,6 +301,23 @@ def test_another_protocol_version_or_another_program_is_told_plainly():
         RemoteEngine.connect("http://gpu-box:8765", transport=answering(404, {"detail": "Not Found"}))
     with pytest.raises(ServerVersionError, match="not as a FoI Studio server"):
         RemoteEngine.connect("http://gpu-box:8765", transport=answering(200, {"hello": "world"}))
+
+
+def test_a_servers_model_settings_are_checked_before_any_run():
+    """What a server says its models ask for is checked as a model folder's file is: a setting
+    this FoI Studio lacks, or a value it refuses, would otherwise fail every run (and the editor,
+    which applies them as soon as they are heard)."""
+    def serving(settings):
+        return httpx.MockTransport(lambda request: httpx.Response(200, json={
+            "api": 1, "server": "FoI Studio", "version": "0.9", "devices": ["cpu"],
+            "models": [{"name": "m", "max_tokens": 77, "random_weights": True, "settings": settings}],
+            "limits": {"max_request_bytes": 2**27}}))
+
+    remote = RemoteEngine.connect("http://gpu-box:8765", transport=serving({"steps": 20, "gamma": 1}))
+    assert remote.server_info()["models"][0]["settings"] == {"steps": 20, "gamma": 1}
+    for settings in ({"future_setting": 1}, {"steps": 100000}, {"gamma": "sharp"}, ["steps"]):
+        with pytest.raises(ServerVersionError, match="describes itself in a form this FoI Studio cannot read"):
+            RemoteEngine.connect("http://gpu-box:8765", transport=serving(settings))
 
 
 def test_a_server_that_is_not_there_is_told_plainly():
