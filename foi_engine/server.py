@@ -199,6 +199,7 @@ def create_app(scheduler: Scheduler, options: ServerOptions = ServerOptions()) -
     async def info(_client: str = Depends(authorized)):
         return {"api": wire.API_VERSION, "server": "FoI Studio", "version": version(),
                 "models": scheduler.model_info, "devices": [device.name for device in scheduler.devices],
+                "pictures": list(wire.PICTURE_ENCODINGS),
                 "limits": {"max_request_bytes": options.max_request_bytes, "max_instructions": MAX_INSTRUCTIONS,
                            "max_queued_per_client": scheduler.max_queued_per_client}}
 

@@ -62,6 +62,11 @@ class JobRequest:
 
 
 # -- pictures and arrays -------------------------------------------------------------------
+# How a photo may travel and its result come back; a server lists these in GET /v1/info (one
+# from before "raw" lists none, and a client then sends PNG).
+PICTURE_ENCODINGS = ("png", "raw")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
