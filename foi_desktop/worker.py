@@ -23,6 +23,7 @@ import gc
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -139,11 +140,19 @@ def model_settings_for(choice: ModelChoice) -> dict:
     return dict(models.get(choice.server_model or next(iter(models), ""), {}))
 
 
+_settled = False
+
+
 def settle_libraries() -> None:
     """Keep the garbage collector off what loading left: torch, transformers and diffusers leave
     some 400 000 long-lived objects, and a full collection scanning them stalls the window for
-    100–600 ms (mid-stroke, mid-τ drag). Freezing moves everything alive now out of its sight."""
-    gc.freeze()
+    100–600 ms (mid-stroke, mid-τ drag). Freezing moves everything alive now out of its sight —
+    once, after they are in: what is frozen is never collected, so a later freeze would keep
+    the session's own garbage cycles for good (and on a server there is nothing to freeze)."""
+    global _settled
+    if not _settled and "torch" in sys.modules:
+        gc.freeze()
+        _settled = True
 
 
 DEVICE_NAMES = {"cpu": "CPU", "mps": "Apple graphics"}  # others: "graphics card cuda:0"
