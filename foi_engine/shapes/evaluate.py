@@ -29,7 +29,8 @@ from .data import COLOURS, SIZE, Example, make_example
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)
 NAMES = list(COLOURS)
 # What the shapes model is evaluated with: 64 px, masks from the 16×16 layers (the
-# engine's default factor 4 would give a 4×4 grid at this size), 40 denoising steps.
+# engine's default factor 4 would give a 4×4 grid at this size), 40 denoising steps; `main`
+# lays the model's own foi_settings.json over these, as the editor and `foi` do.
 SETTINGS = dict(steps=50, resolution=SIZE, grounding_factor=1)
 FACTORS = (1, 2, 4)  # 16×16, 8×8 and 4×4 grounding grids
 
@@ -111,7 +112,8 @@ def measure(engine, example: Example, seed: int, overrides: dict | None = None) 
             record["own_shape"] = [own_shape(m, example, e.target) for m, e in shaped]
     # The grounding masks at every factor the UNet offers (one UNet step each).
     for factor in FACTORS:
-        located = engine.locate(source, instructions_of(example), settings(True, grounding_factor=factor), seed=seed)
+        located = engine.locate(source, instructions_of(example),
+                                settings(True, **{**(overrides or {}), "grounding_factor": factor}), seed=seed)
         record[f"mask_iou_factor_{factor}"] = [iou(upsample(m), e.mask) for m, e in zip(located.masks, example.edits)
                                                if e.keyword is not None]
     return record, images
@@ -227,13 +229,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     threads.apply(args.threads)
     from foi_engine import FoiEngine
+    from foi_engine.catalog import model_settings
 
     engine = FoiEngine.from_pretrained(args.model, device="cpu")
+    own = model_settings(args.model)  # what a user of this model gets: its foi_settings.json (γ, …)
     started = time.time()
     scenes = list(heldout_scenes(args.single, args.multi))
     records, shown, multi_shown = {"single": [], "multi": []}, [], []
     for group, example, seed in scenes:
-        record, images = measure(engine, example, seed=seed)
+        record, images = measure(engine, example, seed=seed, overrides=own)
         records[group].append(record)
         if seed < 4:
             shown.append((example, images))
@@ -244,9 +248,9 @@ def main(argv=None) -> None:
     for steps in [int(k) for k in args.steps_sweep.split(",") if k.strip()]:
         found = {"single": [], "multi": []}
         for group, example, seed in scenes:
-            found[group].append(measure(engine, example, seed=seed, overrides={"steps": steps})[0])
+            found[group].append(measure(engine, example, seed=seed, overrides={**own, "steps": steps})[0])
         sweep[steps] = {name: summarise(rs) for name, rs in found.items() if rs}
-    report = {"model": args.model, "settings": SETTINGS, "seconds": time.time() - started,
+    report = {"model": args.model, "settings": {**SETTINGS, **own}, "seconds": time.time() - started,
               "vae_round_trip_psnr": vae_round_trip_psnr(engine, [example for _, example, _ in scenes]),
               "groups": groups, "steps_sweep": sweep}
     print(table(groups))
