@@ -46,6 +46,7 @@ PING_TIMEOUT_S = 20.0  # at most interval + timeout seconds
 POLL_INTERVAL_S = 0.5  # without a socket
 RECONNECTS = 3  # an events socket that drops while the server still answers is reopened
 CANCEL_CHECK_S = 0.1  # how often a wait on the network looks at the run's cancel flag
+UPLOAD_PIECE_BYTES = 256 * 1024  # a cancelled upload stops after the piece under way
 CANCEL_WAIT_S = 0.5  # after a cancel, the most the server is waited for to say it stopped the job
 
 
@@ -208,7 +209,7 @@ class RemoteEngine:
                              f"server at {self.url} accepts ({limit / 1024**2:,.0f} MiB): scale the photo down, or "
                              "ask the server's owner to raise --max-upload-mb.")
         if cancel is not None and cancel.is_set():
-            raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+            raise _cancelled_error(what)
         job_id = self._call("POST", "/v1/jobs", body=body, during="sending the photo")["id"]
         finished = False
         try:
@@ -222,7 +223,7 @@ class RemoteEngine:
             answer = self._call("GET", f"/v1/jobs/{job_id}/result", during=f"fetching the result of {what}")
             return wire.result_from_json(answer)
         if state == "cancelled":
-            raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+            raise _cancelled_error(what)
         raise wire.error_from_json(final.get("error_kind"), final.get("error"), ServerError)
 
     def _follow(self, job_id: str, what: str, on_step, cancel) -> dict:
@@ -242,7 +243,7 @@ class RemoteEngine:
                 with _unless_cancelled(lambda: self._open_events(job_id), cancel, late=_close) as socket:
                     while True:
                         if cancel is not None and cancel.is_set():
-                            raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+                            raise _cancelled_error(what)
                         try:
                             message = socket.recv(timeout=CANCEL_CHECK_S)
                         except TimeoutError:
@@ -290,7 +291,7 @@ class RemoteEngine:
         reported = 0
         while True:
             if cancel is not None and cancel.is_set():
-                raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+                raise _cancelled_error(what)
             status = self._call("GET", f"/v1/jobs/{job_id}", during=what)
             if on_step is not None and status.get("steps") and status.get("step", 0) > reported:
                 reported = int(status["step"])
@@ -364,7 +365,7 @@ class RemoteEngine:
         thread.join(CANCEL_WAIT_S)
 
     def _cancelled(self) -> bool:
-        cancel = getattr(self._local, "cancel", None)
+        cancel = self._run()[0]
         return cancel is not None and cancel.is_set()
 
     # -- plumbing --------------------------------------------------------------------------
@@ -384,7 +385,9 @@ class RemoteEngine:
 
         options = {"timeout": timeout} if timeout is not None else {}
         if body is not None:
-            options.update(content=body, headers={"Content-Type": "application/json"})
+            cancel, what = self._run()
+            options.update(content=body if cancel is None else _sent_until(cancel, body, what),
+                           headers={"Content-Type": "application/json", "Content-Length": str(len(body))})
         try:
             response = self._request(method, path, **options)
         except httpx.TimeoutException as error:
@@ -443,9 +446,26 @@ class RemoteEngine:
                 except (KeyError, TypeError, ValueError):
                     pass
 
-        what = getattr(self._local, "what", None) or "the request"
-        return _unless_cancelled(lambda: self._http.request(method, path, **options),
-                                 getattr(self._local, "cancel", None), late=made, what=what)
+        cancel, what = self._run()
+        return _unless_cancelled(lambda: self._http.request(method, path, **options), cancel, late=made, what=what)
+
+    def _run(self) -> tuple[threading.Event | None, str]:
+        """The cancel flag of the run this thread makes, and what to call it in a message."""
+        return getattr(self._local, "cancel", None), getattr(self._local, "what", None) or "the request"
+
+
+def _cancelled_error(what: str) -> Cancelled:
+    return Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+
+
+def _sent_until(cancel: threading.Event, body: bytes, what: str):
+    """The body in pieces, ending the upload itself once the run is cancelled: the request's
+    thread would otherwise go on sending a photo nobody waits for (and the server would make a
+    job of it). A server that stops reading holds a piece until the write times out."""
+    for start in range(0, len(body), UPLOAD_PIECE_BYTES):
+        if cancel.is_set():
+            raise _cancelled_error(what)
+        yield body[start:start + UPLOAD_PIECE_BYTES]
 
 
 def _unless_cancelled(call, cancel: threading.Event | None, late=None, what: str = "the request"):
@@ -456,7 +476,7 @@ def _unless_cancelled(call, cancel: threading.Event | None, late=None, what: str
     if cancel is None:
         return call()
     if cancel.is_set():
-        raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+        raise _cancelled_error(what)
     outcome: dict = {}
     done, lock = threading.Event(), threading.Lock()
 
@@ -483,7 +503,7 @@ def _unless_cancelled(call, cancel: threading.Event | None, late=None, what: str
             with lock:
                 if "value" not in outcome:
                     outcome["abandoned"] = True
-                    raise Cancelled(f"{what[0].upper()}{what[1:]} was cancelled.")
+                    raise _cancelled_error(what)
             break  # it answered just now: the value is taken after all
     if "error" in outcome:
         raise outcome["error"]

@@ -88,11 +88,14 @@ def server_info_answer(model: str = "gate") -> dict:
 class SilentServer:
     """127.0.0.1, a port that takes connections and never answers; with answers_info, it says
     what it runs (GET /v1/info, as `foi serve` would) and never answers anything else: the
-    request is taken and left waiting, unread. `asked`: the request lines heard, in order."""
+    request is taken and left waiting, unread (reads_slowly: read slowly to its end).
+    `asked`: the request lines heard, in order."""
 
-    def __init__(self, answers_info: bool = False):
-        self.answers_info = answers_info
+    def __init__(self, answers_info: bool = False, reads_slowly: bool = False):
+        self.answers_info, self.reads_slowly = answers_info, reads_slowly
         self.asked: list[str] = []
+        self.received = 0  # with reads_slowly: the bytes of the unanswered request read so far
+        self.hung_up = threading.Event()  # with reads_slowly: the client closed that connection
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
@@ -135,7 +138,13 @@ class SilentServer:
                 line = head.split(b"\r\n", 1)[0].decode("latin-1")
                 self.asked.append(line)
                 if not line.startswith("GET /v1/info "):
-                    return  # left waiting, unread
+                    if self.reads_slowly:  # a slow network: 16 KiB every 10 ms, never an answer
+                        self.received = len(buffer)
+                        while data := connection.recv(16384):
+                            self.received += len(data)
+                            time.sleep(0.01)
+                        self.hung_up.set()
+                    return  # left waiting
                 body = json.dumps(server_info_answer()).encode()
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))

@@ -303,6 +303,27 @@ def test_another_protocol_version_or_another_program_is_told_plainly():
         RemoteEngine.connect("http://gpu-box:8765", transport=answering(200, {"hello": "world"}))
 
 
+def test_a_cancelled_upload_stops_sending():
+    """Over a slow network a cancelled run's photo stops going out within a piece, and no job
+    is made of it, rather than the whole photo being sent in the background."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (2048, 2048, 3), dtype=np.uint8))
+    with SilentServer(answers_info=True, reads_slowly=True) as slow:  # 1.6 MB/s: the photo takes seconds
+        remote = RemoteEngine.connect(slow.url)
+        cancel = threading.Event()
+
+        def cancel_while_sending():
+            while not slow.received:
+                time.sleep(0.01)
+            time.sleep(0.3)
+            cancel.set()
+
+        threading.Thread(target=cancel_while_sending, daemon=True).start()
+        with pytest.raises(Cancelled, match="The edit was cancelled."):
+            remote.edit(photo, [Instruction("make it red")], SETTINGS, cancel=cancel)
+        assert slow.hung_up.wait(5)  # the upload ended with its connection
+        assert slow.received < 6 * 1024**2, slow.received  # of a body over 16 MiB (12 MiB of raw pixels)
+
+
 def test_a_servers_model_settings_are_checked_before_any_run():
     """What a server says its models ask for is checked as a model folder's file is: a setting
     this FoI Studio lacks, or a value it refuses, would otherwise fail every run (and the editor,
