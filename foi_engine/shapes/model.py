@@ -1,8 +1,9 @@
 """The shapes model's architecture: InstructPix2Pix in miniature for 64×64 scenes.
 
-VAE: 4 latent channels, 4× downsampling (64×64 → 16×16), so a shape of 16–28 px covers
-4–7 latent cells. UNet: 8 input channels, cross-attention at 16×16, 8×8 and 4×4
-(grounding factors 1, 2 and 4; factor 1 or 2 gives meaningful masks at this size).
+VAE: 4 latent channels, 4× downsampling (64×64 → 16×16, the shipped model), so a shape of
+16–28 px covers 4–7 latent cells; or 2× (→ 32×32), twice the cells across each shape.
+UNet: 8 input channels, cross-attention at every level: 16×16, 8×8 and 4×4 (grounding
+factors 1, 2 and 4), or 32×32 down to 4×4 for the 2× VAE.
 Text: a small CLIP encoder over foi_engine.tiny's vocabulary, where every task word is
 one token, read up to MAX_TOKENS tokens."""
 
@@ -29,31 +30,37 @@ def build_tokenizer():
         return CLIPTokenizer.from_pretrained(folder)
 
 
-def build_models(tokenizer, text_layers: int = 3):
+# Per VAE downsampling factor: the block widths of the VAE (n blocks downsample n − 1 times)
+# and the UNet's; each UNet level has cross-attention, so the finest grounding grid is the latent.
+WIDTHS = {4: ((16, 32, 64), (48, 96, 128)), 2: ((16, 32), (32, 64, 96, 128))}
+
+
+def build_models(tokenizer, text_layers: int = 3, latent_factor: int = 4):
     """Fresh (vae, unet, text_encoder, scheduler); call under a seeded RNG."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from ..tiny import ip2p_scheduler, small_text_encoder
 
+    vae_widths, unet_widths = WIDTHS[latent_factor]
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 64),
+        down_block_types=("DownEncoderBlock2D",) * len(vae_widths),
+        up_block_types=("UpDecoderBlock2D",) * len(vae_widths),
+        block_out_channels=vae_widths,
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=1,  # per-channel (instance-like) groups erase flat colours; one group keeps them
         sample_size=64,
     )
     unet = UNet2DConditionModel(
-        sample_size=16,
+        sample_size=64 // latent_factor,
         in_channels=8,
         out_channels=4,
         layers_per_block=1,
-        block_out_channels=(48, 96, 128),
-        down_block_types=("CrossAttnDownBlock2D",) * 3,
-        up_block_types=("CrossAttnUpBlock2D",) * 3,
+        block_out_channels=unet_widths,
+        down_block_types=("CrossAttnDownBlock2D",) * len(unet_widths),
+        up_block_types=("CrossAttnUpBlock2D",) * len(unet_widths),
         cross_attention_dim=64,
         attention_head_dim=4,
         norm_num_groups=16,
@@ -65,8 +72,8 @@ def build_models(tokenizer, text_layers: int = 3):
 
 @torch.no_grad()
 def start_as_pooling(vae, carrier: float = 10.0, lift: float = 8.0) -> None:
-    """Set the fresh VAE's weights so it starts as 4×4 average pooling of the colours
-    (latent channels 0–2) and nearest upsampling back, which a few hundred steps of
+    """Set the fresh VAE's weights so it starts as average pooling of the colours over its
+    downsampling factor (latent channels 0–2) and nearest upsampling back, which a few hundred steps of
     training then sharpen: trained from random weights, this VAE needs far more steps
     than our CPU budget to reproduce flat colours at all.
 

@@ -1,7 +1,7 @@
 """Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped weights: MODEL_CARD.md).
 
 Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
-1. vae — the VAE, started as 4×4 colour pooling (model.start_as_pooling), learns to
+1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
    reconstruct source and edited scenes; then the latent scale is measured so scaled
    latents have unit variance.
 2. latents — the VAE encodes --examples training examples (source and edited) once;
@@ -42,6 +42,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from .. import threads
+
+# Before torch loads OpenMP: passive waiting. With spinning threads a run slowed up to
+# tenfold whenever anything else used a core (threads.py has the measurement).
+threads.apply(threads.cores())
 
 import numpy as np
 import torch
@@ -279,8 +285,10 @@ def main(argv=None) -> None:
     parser.add_argument("--text-layers", type=int, default=0,
                         help="transformer layers of the text encoder (0: no token mixing, so only a shape's "
                              "own word can tell it apart)")
+    parser.add_argument("--latent-factor", type=int, choices=(2, 4), default=4,
+                        help="the VAE's downsampling: 4 gives 16×16 latents, 2 gives 32×32 (slower, finer masks)")
     parser.add_argument("--ema", type=float, default=0.999)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=threads.cores(), help="CPU threads (default: one per core)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--check-every", type=int, default=250, help="quick held-out binding check (0: never)")
@@ -290,13 +298,13 @@ def main(argv=None) -> None:
     parser.add_argument("--reset-best", action="store_true",
                         help="forget the best check so far: the export is chosen among this run's checks")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    threads.apply(args.threads)  # a count given, not automatic: the quick checks' engine keeps it
     from diffusers import EulerAncestralDiscreteScheduler
     from tqdm.auto import tqdm
 
     tokenizer = build_tokenizer()
     torch.manual_seed(args.seed)
-    vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers)
+    vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers, args.latent_factor)
     scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
