@@ -45,8 +45,9 @@ from pathlib import Path
 
 from .. import threads
 
-# Before torch loads OpenMP: passive waiting. With spinning threads a run slowed up to
-# tenfold whenever anything else used a core (threads.py has the measurement).
+# Before torch loads OpenMP: passive waiting. Two spinning threads took 16 s a step instead of
+# 1.3 while one more process ran; on a machine left alone they are faster (0.55 s a step against
+# 0.81 on two cores): there, OMP_WAIT_POLICY=ACTIVE.
 threads.apply(threads.cores())
 
 import numpy as np
