@@ -1,9 +1,12 @@
 """Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped weights: MODEL_CARD.md).
 
-Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
+Five stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
-   reconstruct source and edited scenes; then the latent scale is measured so scaled
-   latents have unit variance.
+   reconstruct source and edited scenes.
+   code — it goes on learning with one more loss term: its fourth latent channel, which
+   pooling leaves constant, must carry a fixed code of where edges cross each latent cell
+   (edge_code), so a shape's kind shows in the latent and not only its colour; then the
+   latent scale is measured so scaled latents have unit variance.
 2. latents — the VAE encodes --examples training examples (source and edited) once;
    the later stages read these instead of running the VAE every step.
 3. t2i — the UNet and text encoder learn text-to-image on captions that name each shape
@@ -37,10 +40,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .. import threads
@@ -70,7 +75,8 @@ DROP_TEXT, DROP_IMAGE, DROP_BOTH = 0.05, 0.05, 0.05
 DROP_CAPTION = 0.1  # text-to-image examples with no caption: the unconditional branch
 TRAIN_OFFSET = 1_000_000  # training examples are train-split indices from here on
 CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation reads below 200 000)
-STAGES = ("vae", "t2i", "ip2p")
+CODE_OFFSET = 2_000_000  # training examples of the code stage
+STAGES = ("vae", "t2i", "ip2p", "code")  # the order seeds each stage's draws (code came last)
 
 
 def to_pixels(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -83,10 +89,19 @@ def batch_examples(step: int, batch: int, offset: int = 0):
     return [make_example(offset + step * batch + i) for i in range(batch)]
 
 
+def edge_code(pixels: torch.Tensor, factor: int) -> torch.Tensor:
+    """Per latent cell of `factor`² pixels: mean brightness weighted by a diagonal ramp
+    (x + y, centred, over 2·factor), so a flat cell codes 0 and an edge's side and slant
+    show as the sign and size of the code. (N, 3, H, W) → (N, H/factor, W/factor)."""
+    ramp = torch.arange(float(factor), device=pixels.device) - (factor - 1) / 2
+    pattern = (ramp[None, :] + ramp[:, None]).reshape(1, 1, factor, factor) / (2 * factor)
+    return F.conv2d(pixels.mean(1, keepdim=True), pattern, stride=factor)[:, 0]
+
+
 def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
     ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids
-    return text_encoder(ids)[0]
+    return text_encoder(ids.to(text_encoder.device))[0]
 
 
 def save_atomic(state: dict, path: Path) -> None:
@@ -95,19 +110,24 @@ def save_atomic(state: dict, path: Path) -> None:
         torch.save(state, handle)
 
 
-def vae_step(vae, examples, kl_weight: float) -> torch.Tensor:
-    pixels = to_pixels([e.source for e in examples] + [e.edited for e in examples])
+def vae_step(vae, examples, kl_weight: float, code_weight: float = 0.0) -> torch.Tensor:
+    pixels = to_pixels([e.source for e in examples] + [e.edited for e in examples]).to(vae.device)
     # Decoded from the mode, as the engine encodes; the KL term keeps the latents small and centred.
     posterior = vae.encode(pixels).latent_dist
-    reconstruction = vae.decode(posterior.mode()).sample
-    return F.mse_loss(reconstruction, pixels) + kl_weight * posterior.kl().mean() / posterior.mean[0].numel()
+    latent = posterior.mode()
+    reconstruction = vae.decode(latent).sample
+    loss = F.mse_loss(reconstruction, pixels) + kl_weight * posterior.kl().mean() / posterior.mean[0].numel()
+    if code_weight:
+        factor = pixels.shape[-1] // latent.shape[-1]
+        loss = loss + code_weight * F.mse_loss(latent[:, 3], edge_code(pixels, factor))
+    return loss
 
 
 @torch.no_grad()
 def vae_psnr(vae, count: int = 64) -> float:
     """Round-trip PSNR (dB, 0–255 pixels) on held-out scenes of the quick-check slice."""
     examples = [make_example(CHECK_OFFSET + i, "heldout") for i in range(count)]
-    pixels = to_pixels([e.source for e in examples])
+    pixels = to_pixels([e.source for e in examples]).to(vae.device)
     decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
     mse = F.mse_loss(decoded, pixels).item() * 127.5**2
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
@@ -117,34 +137,58 @@ def vae_psnr(vae, count: int = 64) -> float:
 def measure_scale(vae, count: int = 256) -> float:
     """1 / std of the VAE's latents (latent_dist.mode()) over training scenes."""
     examples = [make_example(10_000_000 + i) for i in range(count)]
-    latents = vae.encode(to_pixels([e.edited for e in examples])).latent_dist.mode()
+    latents = vae.encode(to_pixels([e.edited for e in examples]).to(vae.device)).latent_dist.mode()
     return float(1.0 / latents.std())
 
 
-def describe(count: int, seed: int) -> dict:
+def render(start: int, stop: int, seed: int) -> tuple:
+    """Training examples start..stop: source and edited pixels, instructions and captions."""
+    sources, edited, texts, captions = [], [], [], []
+    for i in range(start, stop):
+        example = make_example(TRAIN_OFFSET + i)
+        rng = np.random.default_rng([seed, i])
+        sources.append(example.source)
+        edited.append(example.edited)
+        texts.append(example.text)
+        captions.append((caption(example.source, example.shapes, rng), caption(example.edited, example.shapes, rng)))
+    return sources, edited, texts, captions
+
+
+def rendered(count: int, seed: int, workers: int, chunk: int = 256):
+    """render's chunks of the first `count` examples, in order, drawn by `workers` processes
+    (rendering, not the VAE, is what encoding the dataset waits for)."""
+    spans = [(start, min(count, start + chunk), seed) for start in range(0, count, chunk)]
+    if workers <= 1:
+        yield from (render(*span) for span in spans)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(render, *zip(*spans))
+
+
+def describe(count: int, seed: int, workers: int = 1) -> dict:
     """The instructions and captions of the first `count` training examples; kept beside
     the latents with the templates they came from, so new templates redo only the words."""
     texts, captions = [], []
-    for i in range(count):
-        example = make_example(TRAIN_OFFSET + i)
-        rng = np.random.default_rng([seed, i])
-        texts.append(example.text)
-        captions.append((caption(example.source, example.shapes, rng), caption(example.edited, example.shapes, rng)))
+    for _, _, chunk_texts, chunk_captions in rendered(count, seed, workers):
+        texts += chunk_texts
+        captions += chunk_captions
     return {"texts": texts, "captions": captions, "templates": TEMPLATES}
 
 
 @torch.no_grad()
-def encode_dataset(vae, count: int, seed: int, chunk: int = 256) -> dict:
-    """Unscaled latents of `count` training examples, their instructions and captions."""
+def encode_dataset(vae, count: int, seed: int, workers: int = 1) -> dict:
+    """Unscaled latents (on the CPU) of `count` training examples, their instructions and captions."""
     from tqdm.auto import tqdm
 
-    sources, edited = [], []
-    for start in tqdm(range(0, count, chunk), desc="Latents", mininterval=10):
-        examples = [make_example(TRAIN_OFFSET + i) for i in range(start, min(count, start + chunk))]
-        latents = vae.encode(to_pixels([e.source for e in examples] + [e.edited for e in examples])).latent_dist.mode()
-        sources.append(latents[: len(examples)].clone())
-        edited.append(latents[len(examples):].clone())
-    return {"count": count, "source": torch.cat(sources), "edited": torch.cat(edited), **describe(count, seed)}
+    sources, edited, texts, captions = [], [], [], []
+    for chunk in tqdm(rendered(count, seed, workers), total=-(-count // 256), desc="Latents", mininterval=10):
+        latents = vae.encode(to_pixels(chunk[0] + chunk[1]).to(vae.device)).latent_dist.mode().cpu()
+        sources.append(latents[: len(chunk[0])])
+        edited.append(latents[len(chunk[0]):])
+        texts += chunk[2]
+        captions += chunk[3]
+    return {"count": count, "source": torch.cat(sources), "edited": torch.cat(edited), "texts": texts,
+            "captions": captions, "templates": TEMPLATES}
 
 
 def velocity(target: torch.Tensor, noise: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -155,8 +199,8 @@ def velocity(target: torch.Tensor, noise: torch.Tensor, a: torch.Tensor) -> torc
 def diffusion_loss(parts, target, condition, texts, generator) -> torch.Tensor:
     """v-prediction MSE for `target` latents (scaled) given image `condition` and texts."""
     unet, text_encoder, tokenizer, alphas = parts
-    noise = torch.randn(target.shape, generator=generator)
-    t = torch.randint(0, len(alphas), (len(target),), generator=generator)
+    noise = torch.randn(target.shape, generator=generator).to(target.device)
+    t = torch.randint(0, len(alphas), (len(target),), generator=generator).to(target.device)
     a = alphas[t][:, None, None, None]
     noisy = a.sqrt() * target + (1 - a).sqrt() * noise
     embeds = encode_text(tokenizer, text_encoder, texts)
@@ -166,10 +210,13 @@ def diffusion_loss(parts, target, condition, texts, generator) -> torch.Tensor:
 
 def t2i_batch(data, rows, scale, generator):
     """Captioned pictures (source or edited at random), image condition empty."""
-    draw = torch.rand(len(rows), 2, generator=generator).tolist()
-    pick = [int(d[0] < 0.5) for d in draw]
-    target = torch.stack([(data["edited"] if p else data["source"])[r] for r, p in zip(rows, pick)]) * scale
-    texts = ["" if d[1] < DROP_CAPTION else data["captions"][r][p] for r, p, d in zip(rows, pick, draw)]
+    draw = torch.rand(len(rows), 2, generator=generator)
+    pick = draw[:, 0] < 0.5
+    index = torch.tensor(rows, dtype=torch.long)
+    edited = pick.to(data["edited"].device)[:, None, None, None]
+    target = torch.where(edited, data["edited"][index], data["source"][index]) * scale
+    texts = ["" if d[1] < DROP_CAPTION else data["captions"][r][int(p)]
+             for r, p, d in zip(rows, pick.tolist(), draw.tolist())]
     return target, torch.zeros_like(target), texts
 
 
@@ -181,7 +228,7 @@ def ip2p_batch(data, rows, scale, generator):
     drop_text = (draw < DROP_TEXT) | (draw >= DROP_TEXT + DROP_IMAGE) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
     drop_image = (draw >= DROP_TEXT) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
     texts = ["" if dropped else data["texts"][r] for r, dropped in zip(rows.tolist(), drop_text.tolist())]
-    return target, source * (~drop_image).float()[:, None, None, None], texts
+    return target, source * (~drop_image).float().to(source.device)[:, None, None, None], texts
 
 
 def unet_step(parts, data, stage: str, step: int, batch: int, t2i_share: float, scale: float, generator):
@@ -276,6 +323,10 @@ def main(argv=None) -> None:
     parser.add_argument("--vae-batch", type=int, default=16, help="examples per VAE step (two images each)")
     parser.add_argument("--vae-lr", type=float, default=4e-4)
     parser.add_argument("--kl-weight", type=float, default=1e-4)
+    parser.add_argument("--code-steps", type=int, default=0,
+                        help="VAE steps that also teach the edge code (v5, shipped: none; 600 taught it)")
+    parser.add_argument("--code-lr", type=float, default=2e-4)
+    parser.add_argument("--code-weight", type=float, default=1.0, help="weight of the edge code's MSE")
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
     parser.add_argument("--t2i-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
@@ -290,7 +341,12 @@ def main(argv=None) -> None:
                         help="the VAE's downsampling: 4 gives 16×16 latents, 2 gives 32×32 (slower, finer masks)")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=threads.cores(), help="CPU threads (default: one per core)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1 …")
+    parser.add_argument("--workers", type=int, default=threads.cores(),
+                        help="processes that render the training examples to encode")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="end the UNet stages after this run's first so many minutes, save, and export "
+                             "what they learnt (0: no limit)")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--check-every", type=int, default=250, help="quick held-out binding check (0: never)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
@@ -308,8 +364,10 @@ def main(argv=None) -> None:
     vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers, args.latent_factor)
     scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
+    device = torch.device(args.device)
+    vae, unet, text_encoder = (module.to(device) for module in (vae, unet, text_encoder))
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
-    alphas = torch.cumprod(1.0 - scheduler.betas, dim=0)
+    alphas = torch.cumprod(1.0 - scheduler.betas, dim=0).to(device)
     trained = list(unet.parameters()) + list(text_encoder.parameters())
     vae_opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     unet_opt = torch.optim.AdamW(trained, lr=args.lr, weight_decay=0.01)
@@ -318,12 +376,13 @@ def main(argv=None) -> None:
     best = args.work / "best.pt"
     state = {"steps": dict.fromkeys(STAGES, 0), "seconds": 0.0, "ema_updates": 0}
     if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location=device)
         for module, key in ((vae, "vae"), (unet, "unet"), (text_encoder, "text_encoder"), (ema_unet, "ema_unet"),
                             (ema_text, "ema_text"), (vae_opt, "vae_opt"), (unet_opt, "unet_opt")):
             module.load_state_dict(saved[key])
         vae.register_to_config(scaling_factor=saved["scaling_factor"])
         state = saved["state"]
+        state["steps"].setdefault("code", 0)  # checkpoints from before the code stage
         print(f"Resumed from {checkpoint}: {state}")
     if args.reset_best:
         state.pop("best", None)
@@ -342,34 +401,42 @@ def main(argv=None) -> None:
             handle.write(line + "\n")
 
     started = time.time() - state["seconds"]
+    deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes > 0 else float("inf")
+    out_of_time = False
     if not args.export_only:
         vae.train()
-        bar = tqdm(range(state["steps"]["vae"], args.vae_steps), initial=state["steps"]["vae"],
-                   total=args.vae_steps, desc="VAE", mininterval=10)
-        for step in bar:
-            for group in vae_opt.param_groups:
-                group["lr"] = learning_rate(args.vae_lr, step, args.vae_steps)
-            loss = vae_step(vae, batch_examples(step, args.vae_batch), args.kl_weight)
-            vae_opt.zero_grad()
-            loss.backward()
-            vae_opt.step()
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            state["steps"]["vae"], state["seconds"] = step + 1, time.time() - started
-            if (step + 1) % args.save_every == 0 or step + 1 == args.vae_steps:
-                if step + 1 == args.vae_steps:
-                    vae.register_to_config(scaling_factor=measure_scale(vae.eval()))
-                note(stage="vae", step=step + 1, psnr=round(vae_psnr(vae.eval()), 2))
-                vae.train()
-                save()
+        vae_stages = (("vae", args.vae_steps, args.vae_lr, 0, 0.0, 200), ("code", args.code_steps, args.code_lr,
+                                                                           CODE_OFFSET, args.code_weight, 50))
+        for stage, steps, peak, offset, code_weight, warmup in vae_stages:
+            if stage == "code" and state["steps"]["code"] == 0:  # a new objective: fresh moments
+                vae_opt = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
+            bar = tqdm(range(state["steps"][stage], steps), initial=state["steps"][stage], total=steps,
+                       desc=stage, mininterval=10)
+            for step in bar:
+                for group in vae_opt.param_groups:
+                    group["lr"] = learning_rate(peak, step, steps, warmup)
+                loss = vae_step(vae, batch_examples(step, args.vae_batch, offset), args.kl_weight, code_weight)
+                vae_opt.zero_grad()
+                loss.backward()
+                vae_opt.step()
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                state["steps"][stage], state["seconds"] = step + 1, time.time() - started
+                if (step + 1) % args.save_every == 0 or step + 1 == steps:
+                    if step + 1 == steps and (stage == "code" or not args.code_steps):
+                        vae.register_to_config(scaling_factor=measure_scale(vae.eval()))
+                    note(stage=stage, step=step + 1, psnr=round(vae_psnr(vae.eval()), 2))
+                    vae.train()
+                    save()
         vae.eval().requires_grad_(False)
 
         data = torch.load(cache, weights_only=False) if cache.exists() else None
         if data is None or data["count"] != args.examples:
-            data = encode_dataset(vae, args.examples, args.seed)
+            data = encode_dataset(vae, args.examples, args.seed, args.workers)
             save_atomic(data, cache)
         elif data.get("templates") != TEMPLATES:
-            data.update(describe(args.examples, args.seed))
+            data.update(describe(args.examples, args.seed, args.workers))
             save_atomic(data, cache)
+        data["source"], data["edited"] = data["source"].to(device), data["edited"].to(device)
         parts = (unet, text_encoder, tokenizer, alphas)
         scale = vae.config.scaling_factor
         unet.train()
@@ -391,13 +458,13 @@ def main(argv=None) -> None:
                 decay = min(args.ema, (1 + state["ema_updates"]) / (10 + state["ema_updates"]))
                 with torch.no_grad():
                     for ema, model in ((ema_unet, unet), (ema_text, text_encoder)):
-                        for averaged, current in zip(ema.parameters(), model.parameters()):
-                            averaged.lerp_(current, 1 - decay)
+                        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}", refresh=False)
                 state["steps"][stage], state["seconds"] = step + 1, time.time() - started
-                if (step + 1) % args.save_every == 0 or step + 1 == steps:
+                out_of_time = time.monotonic() > deadline
+                if (step + 1) % args.save_every == 0 or step + 1 == steps or out_of_time:
                     save()
-                if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == steps):
+                if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == steps or out_of_time):
                     found = quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage == "ip2p")
                     note(stage=stage, step=step + 1, loss=round(loss.item(), 4), **found)
                     if stage == "ip2p" and score(found) > state.get("best", {}).get("score", -1.0):
@@ -405,9 +472,14 @@ def main(argv=None) -> None:
                         save_atomic({"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict()}, best)
                         state["best"] = {"step": step + 1, "score": score(found)}
                         save()
+                if out_of_time:
+                    break
+            if out_of_time:
+                note(stage=stage, step=state["steps"][stage], stopped="--max-minutes reached")
+                break
         print(f"Trained in {state['seconds'] / 60:.1f} min ({state['steps']}, batch {args.batch}).")
     if best.exists() and "best" in state:
-        chosen = torch.load(best, weights_only=True)
+        chosen = torch.load(best, weights_only=True, map_location=device)
         ema_unet.load_state_dict(chosen["ema_unet"])
         ema_text.load_state_dict(chosen["ema_text"])
         print(f"Exporting the weights of InstructPix2Pix step {state['best']['step']} (quick check {state['best']['score']:.2f})")

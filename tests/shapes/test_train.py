@@ -11,8 +11,9 @@ from foi_engine.shapes import train
 from foi_engine.shapes.data import make_example
 from foi_engine.shapes.evaluate import instructions_of
 
-ARGS = ["--vae-steps", "2", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2", "--unet-steps", "2",
-        "--batch", "2", "--save-every", "1", "--check-every", "0", "--threads", "1"]
+ARGS = ["--vae-steps", "2", "--code-steps", "2", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2",
+        "--unet-steps", "2", "--batch", "2", "--save-every", "1", "--check-every", "0", "--threads", "1",
+        "--workers", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +65,44 @@ def test_the_2x_vae_gives_32x32_latents_and_masks(tmp_path):
                           EditSettings(steps=2, resolution=64, grounding_factor=1), seed=0)
     assert found.masks[0].shape == (32, 32)
     assert np.isfinite(found.masks[0]).all()
+
+
+def test_examples_rendered_in_processes_are_the_ones_rendered_in_one():
+    one, several = list(train.rendered(10, 0, workers=1, chunk=4)), list(train.rendered(10, 0, workers=2, chunk=4))
+    assert [len(chunk[0]) for chunk in several] == [4, 4, 2]
+    for a, b in zip(one, several):
+        assert all(np.array_equal(x, y) for x, y in zip(a[0] + a[1], b[0] + b[1]))
+        assert a[2:] == b[2:]
+
+
+def test_the_edge_code_is_zero_on_flat_cells_and_signs_an_edge():
+    flat = torch.full((1, 3, 8, 8), 0.7)
+    assert torch.allclose(train.edge_code(flat, 4), torch.zeros(1, 2, 2))
+    right_bright = torch.full((1, 3, 4, 4), -1.0)
+    right_bright[..., 2:] = 1.0
+    code = train.edge_code(right_bright, 4)
+    assert code.item() > 0.1
+    assert torch.allclose(train.edge_code(right_bright.flip(-1), 4), -code)
+
+
+def test_the_code_stage_adds_the_edge_code_error_of_the_fourth_latent_channel():
+    torch.manual_seed(0)
+    vae = train.build_models(train.build_tokenizer(), 0, 4)[0]  # random weights: channel 3 varies
+    examples = train.batch_examples(0, 2, train.CODE_OFFSET)
+    pixels = train.to_pixels([e.source for e in examples] + [e.edited for e in examples])
+    with torch.no_grad():
+        plain, with_code = (train.vae_step(vae, examples, 1e-4, code_weight=w).item() for w in (0.0, 2.0))
+        expected = torch.nn.functional.mse_loss(vae.encode(pixels).latent_dist.mode()[:, 3],
+                                                train.edge_code(pixels, 4)).item()
+    assert expected > 0
+    assert with_code - plain == pytest.approx(2.0 * expected, rel=1e-4)
+
+
+def test_max_minutes_ends_training_early_and_still_exports(tmp_path):
+    out = tmp_path / "model"
+    args = ARGS + ["--unet-steps", "40", "--max-minutes", "1e-9", "--work", str(tmp_path / "work"), "--out", str(out)]
+    train.main(args)
+    state = torch.load(tmp_path / "work" / "checkpoint.pt", weights_only=False)["state"]
+    assert state["steps"]["t2i"] == 1 and state["steps"]["ip2p"] == 0
+    assert "--max-minutes reached" in (tmp_path / "work" / "log.jsonl").read_text()
+    assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
