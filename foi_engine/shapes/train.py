@@ -1,19 +1,20 @@
 """Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped weights: MODEL_CARD.md).
 
-Five stages, each reproducible from --seed and resumed from the checkpoint in --work:
+Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
-   reconstruct source and edited scenes.
-   code — it goes on learning with one more loss term: its fourth latent channel, which
-   pooling leaves constant, must carry a fixed code of where edges cross each latent cell
-   (edge_code), so a shape's kind shows in the latent and not only its colour; then the
-   latent scale is measured so scaled latents have unit variance.
+   reconstruct source and edited scenes. With --code-steps (none in the shipped model) it
+   goes on with one more loss term: its fourth latent channel, which pooling leaves
+   constant, must carry a fixed code of where edges cross each latent cell (edge_code), so
+   a shape's kind shows in the latent and not only its colour. Then the latent scale is
+   measured so scaled latents have unit variance.
 2. latents — the VAE encodes --examples training examples (source and edited) once;
    the later stages read these instead of running the VAE every step.
 3. t2i — the UNet and text encoder learn text-to-image on captions that name each shape
    with its colour ("a red circle and a blue star"), the image condition empty. To draw
    the right shape in the right colour, each place in the picture must look up its own
-   shape's word, so shape words find their shapes in cross-attention: the stage real
-   InstructPix2Pix inherits from Stable Diffusion and a from-scratch model lacks.
+   shape's word, so shape words should find their shapes in cross-attention: the stage real
+   InstructPix2Pix inherits from Stable Diffusion and a from-scratch model lacks. Measured
+   here, a short one helps the binding a little and a long one hurts it (MODEL_CARD.md).
 4. ip2p — InstructPix2Pix's objective: the edited scene's latent, noised, given the
    source's unscaled latent (concatenated, as the engine conditions) and the
    instruction; conditioning dropout 5 % text, 5 % image, 5 % both, so classifier-free
@@ -33,7 +34,9 @@ Every --check-every steps a quick held-out slice (scenes the evaluation never re
 measures binding: the keyword's mask IoU and whether it lies on the named shape; in the
 ip2p stage also whether plain InstructPix2Pix lands the asked colour. Lines go to
 --work/log.jsonl; the averaged weights of the ip2p check that scores best (IoU + clean edits) are the
-ones exported. The finished model is saved in diffusers format (safetensors) to --out."""
+ones exported. The finished model is saved in diffusers format (safetensors) to --out.
+
+On a GPU: --device cuda (--max-minutes bounds a run whose machine is lent for minutes)."""
 
 from __future__ import annotations
 
