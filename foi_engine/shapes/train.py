@@ -2,11 +2,15 @@
 
 Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
-   reconstruct source and edited scenes. With --code-steps (none in the shipped model) it
-   goes on with one more loss term: its fourth latent channel, which pooling leaves
-   constant, must carry a fixed code of where edges cross each latent cell (edge_code), so
-   a shape's kind shows in the latent and not only its colour. Then the latent scale is
-   measured so scaled latents have unit variance.
+   reconstruct source and edited scenes. Its fourth latent channel stays constant: pooling
+   fills three. With --code-steps a code stage follows and puts something there:
+   - --code kind: a new encoder learns the old one's colours and, in channel 3, the kind of
+     shape each cell lies in (kind_code, from the generator's shapes). The decoder is kept;
+     it never read channel 3. Without this, the keyword's mask hardly tells its shape from
+     the others: the latent shows colours, not kinds (MODEL_CARD.md).
+   - --code edge: the whole VAE goes on with one more loss term, channel 3 towards where
+     edges cross each cell (edge_code). Tried; it did not help.
+   Then the latent scale is measured so scaled latents have unit variance.
 2. latents — the VAE encodes --examples training examples (source and edited) once;
    the later stages read these instead of running the VAE every step.
 3. t2i — the UNet and text encoder learn text-to-image on captions that name each shape
@@ -101,6 +105,52 @@ def edge_code(pixels: torch.Tensor, factor: int) -> torch.Tensor:
     return F.conv2d(pixels.mean(1, keepdim=True), pattern, stride=factor)[:, 0]
 
 
+KIND_LEVELS = {"circle": 1.5, "square": 0.5, "triangle": -0.5, "star": -1.5}  # 0: background
+
+
+def kind_code(examples, grid: int) -> torch.Tensor:
+    """Per latent cell: each kind's share of the cell times its level in KIND_LEVELS, so the
+    inside of a shape codes its kind at the colours' size and the background 0. The labels
+    come from the generator: this teaches the VAE to see kinds, never where attention goes.
+    (N examples) → (N, grid, grid); source and edited share their shapes."""
+    factor = examples[0].source.shape[0] // grid
+    codes = np.zeros((len(examples), grid, grid), dtype=np.float32)
+    for row, example in enumerate(examples):
+        for kind, mask in example.shapes.items():
+            codes[row] += KIND_LEVELS[kind] * mask.reshape(grid, factor, grid, factor).mean(axis=(1, 3))
+    return torch.from_numpy(codes)
+
+
+def encoder_of(vae) -> torch.nn.ModuleDict:
+    """The modules that turn pixels into the latent distribution's moments."""
+    return torch.nn.ModuleDict({"encoder": vae.encoder, "quant_conv": vae.quant_conv})
+
+
+def restart_encoder(vae, seed: int) -> torch.nn.ModuleDict:
+    """Re-initialise the VAE's encoder (diffusers' defaults) and return a frozen copy of the old
+    one to learn the colours from. Started as pooling, the old one cannot learn kinds: its one-group
+    norm before conv_out zeroes every channel but the three colours, and the conv_out weights
+    from those channels are zero too, a saddle no gradient leaves."""
+    teacher = copy.deepcopy(encoder_of(vae)).requires_grad_(False)
+    torch.manual_seed(seed)
+    for module in encoder_of(vae).modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return teacher
+
+
+def kind_step(vae, teacher, examples, code_weight: float) -> torch.Tensor:
+    """The encoder keeps the teacher's colours (latent channels 0–2 of the mode, which the engine
+    encodes to) and learns the kind code in channel 3. The decoder is not trained: it never read
+    channel 3 (constant 0 while it learnt, so its weights from it stayed 0), so it decodes as before."""
+    pixels = to_pixels([e.source for e in examples] + [e.edited for e in examples]).to(vae.device)
+    mean = encoder_of(vae)["quant_conv"](vae.encoder(pixels))[:, :4]
+    with torch.no_grad():
+        colours = teacher["quant_conv"](teacher["encoder"](pixels))[:, :3]
+    kinds = kind_code(examples, mean.shape[-1]).to(pixels.device)
+    return F.mse_loss(mean[:, :3], colours) + code_weight * F.mse_loss(mean[:, 3], torch.cat([kinds, kinds]))
+
+
 def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
     ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids
@@ -134,6 +184,24 @@ def vae_psnr(vae, count: int = 64) -> float:
     decoded = vae.decode(vae.encode(pixels).latent_dist.mode()).sample.clamp(-1, 1)
     mse = F.mse_loss(decoded, pixels).item() * 127.5**2
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+@torch.no_grad()
+def kinds_seen(vae, count: int = 64, inside: float = 0.6) -> float:
+    """Share of latent cells at least `inside` within a shape whose fourth channel is nearest
+    to that shape's level in KIND_LEVELS (of the levels and 0), on held-out quick-check scenes."""
+    examples = [make_example(CHECK_OFFSET + i, "heldout") for i in range(count)]
+    code = vae.encode(to_pixels([e.source for e in examples]).to(vae.device)).latent_dist.mode()[:, 3].cpu()
+    levels = torch.tensor([0.0, *KIND_LEVELS.values()])
+    seen = (code[..., None] - levels).abs().argmin(-1)
+    grid, hits, cells = code.shape[-1], 0, 0
+    for row, example in enumerate(examples):
+        factor = example.source.shape[0] // grid
+        for kind, mask in example.shapes.items():
+            within = torch.from_numpy(mask.reshape(grid, factor, grid, factor).mean(axis=(1, 3)) >= inside)
+            hits += int((seen[row][within] == 1 + list(KIND_LEVELS).index(kind)).sum())
+            cells += int(within.sum())
+    return hits / max(cells, 1)
 
 
 @torch.no_grad()
@@ -329,7 +397,10 @@ def main(argv=None) -> None:
     parser.add_argument("--code-steps", type=int, default=0,
                         help="VAE steps that also teach the edge code (v5, shipped: none; 600 taught it)")
     parser.add_argument("--code-lr", type=float, default=2e-4)
-    parser.add_argument("--code-weight", type=float, default=1.0, help="weight of the edge code's MSE")
+    parser.add_argument("--code-weight", type=float, default=1.0, help="weight of the code's MSE")
+    parser.add_argument("--code", choices=("edge", "kind"), default="edge",
+                        help="what the code stage puts in the fourth latent channel: where edges cross each "
+                             "cell (edge_code), or the kind of shape it lies in (kind_code)")
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
     parser.add_argument("--t2i-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
@@ -378,12 +449,14 @@ def main(argv=None) -> None:
     checkpoint, cache, log = args.work / "checkpoint.pt", args.work / "latents.pt", args.work / "log.jsonl"
     best = args.work / "best.pt"
     state = {"steps": dict.fromkeys(STAGES, 0), "seconds": 0.0, "ema_updates": 0}
+    teacher, saved_teacher = None, None  # the kind stage's frozen old encoder
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location=device)
         for module, key in ((vae, "vae"), (unet, "unet"), (text_encoder, "text_encoder"), (ema_unet, "ema_unet"),
                             (ema_text, "ema_text"), (vae_opt, "vae_opt"), (unet_opt, "unet_opt")):
             module.load_state_dict(saved[key])
         vae.register_to_config(scaling_factor=saved["scaling_factor"])
+        saved_teacher = saved.get("code_teacher")
         state = saved["state"]
         state["steps"].setdefault("code", 0)  # checkpoints from before the code stage
         print(f"Resumed from {checkpoint}: {state}")
@@ -395,7 +468,8 @@ def main(argv=None) -> None:
         save_atomic({"vae": vae.state_dict(), "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
                      "ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(),
                      "vae_opt": vae_opt.state_dict(), "unet_opt": unet_opt.state_dict(),
-                     "scaling_factor": vae.config.scaling_factor, "state": state, "args": vars(args)}, checkpoint)
+                     "scaling_factor": vae.config.scaling_factor, "state": state, "args": vars(args),
+                     **({"code_teacher": teacher.state_dict()} if teacher is not None else {})}, checkpoint)
 
     def note(**fields):
         line = json.dumps({"seconds": round(time.time() - started), **fields})
@@ -413,12 +487,19 @@ def main(argv=None) -> None:
         for stage, steps, peak, offset, code_weight, warmup in vae_stages:
             if stage == "code" and state["steps"]["code"] == 0:  # a new objective: fresh moments
                 vae_opt = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
+            if stage == "code" and args.code == "kind" and state["steps"]["code"] < steps:
+                teacher = restart_encoder(vae, args.seed) if state["steps"]["code"] == 0 else copy.deepcopy(
+                    encoder_of(vae)).requires_grad_(False)
+                if saved_teacher is not None and state["steps"]["code"]:
+                    teacher.load_state_dict(saved_teacher)
             bar = tqdm(range(state["steps"][stage], steps), initial=state["steps"][stage], total=steps,
                        desc=stage, mininterval=10)
             for step in bar:
                 for group in vae_opt.param_groups:
                     group["lr"] = learning_rate(peak, step, steps, warmup)
-                loss = vae_step(vae, batch_examples(step, args.vae_batch, offset), args.kl_weight, code_weight)
+                examples = batch_examples(step, args.vae_batch, offset)
+                loss = (kind_step(vae, teacher, examples, code_weight) if stage == "code" and args.code == "kind"
+                        else vae_step(vae, examples, args.kl_weight, code_weight))
                 vae_opt.zero_grad()
                 loss.backward()
                 vae_opt.step()
@@ -427,10 +508,12 @@ def main(argv=None) -> None:
                 if (step + 1) % args.save_every == 0 or step + 1 == steps:
                     if step + 1 == steps and (stage == "code" or not args.code_steps):
                         vae.register_to_config(scaling_factor=measure_scale(vae.eval()))
-                    note(stage=stage, step=step + 1, psnr=round(vae_psnr(vae.eval()), 2))
+                    seen = {"kinds": round(kinds_seen(vae), 3)} if stage == "code" and args.code == "kind" else {}
+                    note(stage=stage, step=step + 1, psnr=round(vae_psnr(vae.eval()), 2), **seen)
                     vae.train()
                     save()
         vae.eval().requires_grad_(False)
+        teacher = None  # learnt from; not needed to resume later stages
 
         data = torch.load(cache, weights_only=False) if cache.exists() else None
         if data is None or data["count"] != args.examples:

@@ -106,3 +106,76 @@ def test_max_minutes_ends_training_early_and_still_exports(tmp_path):
     assert state["steps"]["t2i"] == 1 and state["steps"]["ip2p"] == 0
     assert "--max-minutes reached" in (tmp_path / "work" / "log.jsonl").read_text()
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_the_kind_code_is_each_shapes_level_inside_it_and_zero_outside():
+    example = next(e for e in map(make_example, range(200)) if len(e.shapes) >= 2)
+    code = train.kind_code([example], 16)[0]
+    covered = np.zeros((16, 16))
+    for kind, mask in example.shapes.items():
+        share = mask.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+        covered += share
+        assert torch.allclose(code[torch.from_numpy(share == 1)], torch.tensor(train.KIND_LEVELS[kind]))
+    assert (code[torch.from_numpy(covered == 0)] == 0).all()
+    assert len(set(train.KIND_LEVELS.values())) == 4 and 0 not in train.KIND_LEVELS.values()
+
+
+def test_the_pooling_vae_decodes_without_reading_the_fourth_channel():
+    """What the kind stage relies on: the code it adds to channel 3 leaves the pictures alone."""
+    torch.manual_seed(0)
+    vae = train.build_models(train.build_tokenizer(), 0, 4)[0]
+    train.start_as_pooling(vae)
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    for step in range(3):
+        loss = train.vae_step(vae, train.batch_examples(step, 2), 1e-4)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        latent = vae.encode(train.to_pixels([make_example(5).source])).latent_dist.mode()
+        assert latent[:, 3].abs().max() == 0
+        coded = latent.clone()
+        coded[:, 3] = torch.linspace(-1.5, 1.5, 256).reshape(16, 16)
+        assert torch.equal(vae.decode(latent).sample, vae.decode(coded).sample)
+
+
+def test_the_kind_stage_trains_a_new_encoder_only(tmp_path):
+    torch.manual_seed(0)
+    vae = train.build_models(train.build_tokenizer(), 0, 4)[0]
+    train.start_as_pooling(vae)
+    decoder = {k: v.clone() for k, v in vae.decoder.state_dict().items()}
+    old = {k: v.clone() for k, v in train.encoder_of(vae).state_dict().items()}
+    teacher = train.restart_encoder(vae, seed=0)
+    assert all(torch.equal(old[k], v) for k, v in teacher.state_dict().items())
+    assert not torch.equal(old["encoder.conv_out.weight"], vae.encoder.conv_out.weight)
+    loss = train.kind_step(vae, teacher, train.batch_examples(0, 2, train.CODE_OFFSET), code_weight=1.0)
+    loss.backward()
+    assert all(p.grad is None for p in vae.decoder.parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+    assert vae.encoder.conv_out.weight.grad.abs().sum() > 0
+    assert all(torch.equal(decoder[k], v) for k, v in vae.decoder.state_dict().items())
+
+
+def test_an_interrupted_kind_stage_resumes_to_the_same_encoder(tmp_path, monkeypatch):
+    kind = ["--code", "kind", "--code-steps", "3"]
+
+    def vae_of(name):
+        train.main(ARGS + kind + ["--work", str(tmp_path / name / "work"), "--out", str(tmp_path / name / "model")])
+        return load_file(tmp_path / name / "model" / "vae" / "diffusion_pytorch_model.safetensors")
+
+    straight = vae_of("straight")
+    real_step, calls = train.kind_step, []
+
+    def stop_at_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train, "kind_step", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        vae_of("resumed")
+    monkeypatch.setattr(train, "kind_step", real_step)
+    resumed = vae_of("resumed")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert "code_teacher" not in torch.load(tmp_path / "resumed" / "work" / "checkpoint.pt", weights_only=False)
