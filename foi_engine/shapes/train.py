@@ -10,7 +10,9 @@ Four stages, each reproducible from --seed and resumed from the checkpoint in --
      the others: the latent shows colours, not kinds (MODEL_CARD.md).
    - --code edge: the whole VAE goes on with one more loss term, channel 3 towards where
      edges cross each cell (edge_code). Tried; it did not help.
-   Then the latent scale is measured so scaled latents have unit variance.
+   Then the latent scale is measured so scaled latents have unit variance. With
+   --decoder-steps a re-initialised decoder learns to reconstruct from the finished encoder's
+   latents: started as pooling, it computed with the three colour channels only.
 2. latents — the VAE encodes --examples training examples (source and edited) once;
    the later stages read these instead of running the VAE every step.
 3. t2i — the UNet and text encoder learn text-to-image on captions that name each shape
@@ -83,7 +85,8 @@ DROP_CAPTION = 0.1  # text-to-image examples with no caption: the unconditional 
 TRAIN_OFFSET = 1_000_000  # training examples are train-split indices from here on
 CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation reads below 200 000)
 CODE_OFFSET = 2_000_000  # training examples of the code stage
-STAGES = ("vae", "t2i", "ip2p", "code")  # the order seeds each stage's draws (code came last)
+DECODER_OFFSET = 3_000_000  # … and of the decoder stage
+STAGES = ("vae", "t2i", "ip2p", "code", "decoder")  # the order seeds each stage's draws (new ones last)
 
 
 def to_pixels(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -149,6 +152,24 @@ def kind_step(vae, teacher, examples, code_weight: float) -> torch.Tensor:
         colours = teacher["quant_conv"](teacher["encoder"](pixels))[:, :3]
     kinds = kind_code(examples, mean.shape[-1]).to(pixels.device)
     return F.mse_loss(mean[:, :3], colours) + code_weight * F.mse_loss(mean[:, 3], torch.cat([kinds, kinds]))
+
+
+def restart_decoder(vae, seed: int) -> None:
+    """Re-initialise the decoder (diffusers' defaults): started as pooling, it has the encoder's
+    saddle (restart_encoder) and only ever computed with the three colour channels."""
+    torch.manual_seed(seed)
+    for module in (*vae.decoder.modules(), *vae.post_quant_conv.modules()):
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def decoder_step(vae, examples) -> torch.Tensor:
+    """Reconstruction MSE of the decoder alone, from the encoder's latents (kept as they are:
+    the UNet is trained on them)."""
+    pixels = to_pixels([e.source for e in examples] + [e.edited for e in examples]).to(vae.device)
+    with torch.no_grad():
+        latent = vae.encode(pixels).latent_dist.mode()
+    return F.mse_loss(vae.decode(latent).sample, pixels)
 
 
 def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
@@ -395,12 +416,15 @@ def main(argv=None) -> None:
     parser.add_argument("--vae-lr", type=float, default=4e-4)
     parser.add_argument("--kl-weight", type=float, default=1e-4)
     parser.add_argument("--code-steps", type=int, default=0,
-                        help="VAE steps that also teach the edge code (v5, shipped: none; 600 taught it)")
+                        help="steps of the code stage (--code; the shipped model: 2000 of kind)")
     parser.add_argument("--code-lr", type=float, default=2e-4)
     parser.add_argument("--code-weight", type=float, default=1.0, help="weight of the code's MSE")
     parser.add_argument("--code", choices=("edge", "kind"), default="edge",
                         help="what the code stage puts in the fourth latent channel: where edges cross each "
                              "cell (edge_code), or the kind of shape it lies in (kind_code)")
+    parser.add_argument("--decoder-steps", type=int, default=0,
+                        help="steps of a re-initialised decoder on the finished encoder's latents")
+    parser.add_argument("--decoder-lr", type=float, default=1e-3)
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
     parser.add_argument("--t2i-steps", type=int, default=500)
     parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
@@ -458,7 +482,8 @@ def main(argv=None) -> None:
         vae.register_to_config(scaling_factor=saved["scaling_factor"])
         saved_teacher = saved.get("code_teacher")
         state = saved["state"]
-        state["steps"].setdefault("code", 0)  # checkpoints from before the code stage
+        for stage in STAGES:  # checkpoints from before the code and decoder stages
+            state["steps"].setdefault(stage, 0)
         print(f"Resumed from {checkpoint}: {state}")
     if args.reset_best:
         state.pop("best", None)
@@ -482,11 +507,14 @@ def main(argv=None) -> None:
     out_of_time = False
     if not args.export_only:
         vae.train()
-        vae_stages = (("vae", args.vae_steps, args.vae_lr, 0, 0.0, 200), ("code", args.code_steps, args.code_lr,
-                                                                           CODE_OFFSET, args.code_weight, 50))
+        vae_stages = (("vae", args.vae_steps, args.vae_lr, 0, 0.0, 200),
+                      ("code", args.code_steps, args.code_lr, CODE_OFFSET, args.code_weight, 50),
+                      ("decoder", args.decoder_steps, args.decoder_lr, DECODER_OFFSET, 0.0, 100))
         for stage, steps, peak, offset, code_weight, warmup in vae_stages:
-            if stage == "code" and state["steps"]["code"] == 0:  # a new objective: fresh moments
+            if stage in ("code", "decoder") and state["steps"][stage] == 0 < steps:  # a new objective: fresh moments
                 vae_opt = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
+                if stage == "decoder":
+                    restart_decoder(vae, args.seed)
             if stage == "code" and args.code == "kind" and state["steps"]["code"] < steps:
                 teacher = restart_encoder(vae, args.seed) if state["steps"]["code"] == 0 else copy.deepcopy(
                     encoder_of(vae)).requires_grad_(False)
@@ -498,8 +526,12 @@ def main(argv=None) -> None:
                 for group in vae_opt.param_groups:
                     group["lr"] = learning_rate(peak, step, steps, warmup)
                 examples = batch_examples(step, args.vae_batch, offset)
-                loss = (kind_step(vae, teacher, examples, code_weight) if stage == "code" and args.code == "kind"
-                        else vae_step(vae, examples, args.kl_weight, code_weight))
+                if stage == "decoder":
+                    loss = decoder_step(vae, examples)
+                elif stage == "code" and args.code == "kind":
+                    loss = kind_step(vae, teacher, examples, code_weight)
+                else:
+                    loss = vae_step(vae, examples, args.kl_weight, code_weight)
                 vae_opt.zero_grad()
                 loss.backward()
                 vae_opt.step()

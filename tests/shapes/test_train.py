@@ -179,3 +179,19 @@ def test_an_interrupted_kind_stage_resumes_to_the_same_encoder(tmp_path, monkeyp
     resumed = vae_of("resumed")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert "code_teacher" not in torch.load(tmp_path / "resumed" / "work" / "checkpoint.pt", weights_only=False)
+
+
+def test_the_decoder_stage_retrains_the_decoder_and_leaves_the_encoder(tmp_path):
+    def vae_of(name, *extra):
+        out = tmp_path / name / "model"
+        train.main(ARGS + ["--code", "kind", *extra, "--work", str(tmp_path / name / "work"), "--out", str(out)])
+        return load_file(out / "vae" / "diffusion_pytorch_model.safetensors")
+
+    kept, redone = vae_of("kept"), vae_of("redone", "--decoder-steps", "2")
+    encoder = [k for k in kept if k.startswith(("encoder.", "quant_conv."))]
+    decoder = [k for k in kept if k.startswith(("decoder.", "post_quant_conv."))]
+    assert encoder and decoder and len(encoder) + len(decoder) == len(kept)
+    assert all(torch.equal(kept[k], redone[k]) for k in encoder)
+    assert not torch.equal(kept["decoder.conv_out.weight"], redone["decoder.conv_out.weight"])
+    log = (tmp_path / "redone" / "work" / "log.jsonl").read_text()
+    assert '"stage": "decoder", "step": 2' in log
