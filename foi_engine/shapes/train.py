@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import multiprocessing
 import os
@@ -139,6 +140,10 @@ def restart_encoder(vae, seed: int) -> torch.nn.ModuleDict:
     for module in encoder_of(vae).modules():
         if hasattr(module, "reset_parameters"):
             module.reset_parameters()
+    with torch.no_grad():  # kind_step trains the mean only: keep the log-variance tiny, as pooling set it
+        channels = vae.config.latent_channels
+        vae.quant_conv.weight[channels:] = 0.0
+        vae.quant_conv.bias[channels:] = -10.0
     return teacher
 
 
@@ -265,6 +270,15 @@ def describe(count: int, seed: int, workers: int = 1) -> dict:
         texts += chunk_texts
         captions += chunk_captions
     return {"texts": texts, "captions": captions, "templates": TEMPLATES}
+
+
+def fingerprint(vae) -> str:
+    """Of the encoder's weights: cached latents are reused only with the encoder that made them."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(encoder_of(vae).state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.no_grad()
@@ -415,11 +429,11 @@ def main(argv=None) -> None:
     parser.add_argument("--vae-batch", type=int, default=16, help="examples per VAE step (two images each)")
     parser.add_argument("--vae-lr", type=float, default=4e-4)
     parser.add_argument("--kl-weight", type=float, default=1e-4)
-    parser.add_argument("--code-steps", type=int, default=0,
-                        help="steps of the code stage (--code; the shipped model: 2000 of kind)")
-    parser.add_argument("--code-lr", type=float, default=2e-4)
+    parser.add_argument("--code-steps", type=int, default=2000, help="steps of the code stage (0: none)")
+    parser.add_argument("--code-lr", type=float, default=1e-3, help="peak learning rate of the code stage "
+                        "(the edge code was taught at 2e-4)")
     parser.add_argument("--code-weight", type=float, default=1.0, help="weight of the code's MSE")
-    parser.add_argument("--code", choices=("edge", "kind"), default="edge",
+    parser.add_argument("--code", choices=("edge", "kind"), default="kind",
                         help="what the code stage puts in the fourth latent channel: where edges cross each "
                              "cell (edge_code), or the kind of shape it lies in (kind_code)")
     parser.add_argument("--decoder-steps", type=int, default=0,
@@ -511,14 +525,26 @@ def main(argv=None) -> None:
                       ("code", args.code_steps, args.code_lr, CODE_OFFSET, args.code_weight, 50),
                       ("decoder", args.decoder_steps, args.decoder_lr, DECODER_OFFSET, 0.0, 100))
         for stage, steps, peak, offset, code_weight, warmup in vae_stages:
+            if stage != "decoder" and state["steps"][stage] < steps and (state["steps"]["t2i"] or state["steps"]["ip2p"]):
+                raise SystemExit(f"This work folder's UNet was trained on the encoder's latents: a {stage} stage would "
+                                 f"change the encoder under it. Use a new --work folder.")
+            if stage == "code" and 0 < state["steps"]["code"] < steps and state.get("code") != args.code:
+                raise SystemExit(f"This work folder's code stage was started with --code {state.get('code', 'edge')}; "
+                                 f"resume it with the same --code.")
             if stage in ("code", "decoder") and state["steps"][stage] == 0 < steps:  # a new objective: fresh moments
                 vae_opt = torch.optim.AdamW(vae.parameters(), lr=peak, weight_decay=0.0)
                 if stage == "decoder":
                     restart_decoder(vae, args.seed)
+            if stage == "code" and state["steps"]["code"] < steps:
+                state["code"] = args.code
             if stage == "code" and args.code == "kind" and state["steps"]["code"] < steps:
-                teacher = restart_encoder(vae, args.seed) if state["steps"]["code"] == 0 else copy.deepcopy(
-                    encoder_of(vae)).requires_grad_(False)
-                if saved_teacher is not None and state["steps"]["code"]:
+                if state["steps"]["code"] == 0:
+                    teacher = restart_encoder(vae, args.seed)
+                elif saved_teacher is None:
+                    raise SystemExit("This work folder's checkpoint lacks the kind stage's old encoder; "
+                                     "start the run again in a new --work folder.")
+                else:
+                    teacher = copy.deepcopy(encoder_of(vae)).requires_grad_(False)
                     teacher.load_state_dict(saved_teacher)
             bar = tqdm(range(state["steps"][stage], steps), initial=state["steps"][stage], total=steps,
                        desc=stage, mininterval=10)
@@ -538,6 +564,8 @@ def main(argv=None) -> None:
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
                 state["steps"][stage], state["seconds"] = step + 1, time.time() - started
                 if (step + 1) % args.save_every == 0 or step + 1 == steps:
+                    if step + 1 == steps and stage == "code":
+                        teacher = None  # learnt from; later stages resume without it
                     if step + 1 == steps and (stage == "code" or not args.code_steps):
                         vae.register_to_config(scaling_factor=measure_scale(vae.eval()))
                     seen = {"kinds": round(kinds_seen(vae), 3)} if stage == "code" and args.code == "kind" else {}
@@ -545,11 +573,10 @@ def main(argv=None) -> None:
                     vae.train()
                     save()
         vae.eval().requires_grad_(False)
-        teacher = None  # learnt from; not needed to resume later stages
 
         data = torch.load(cache, weights_only=False) if cache.exists() else None
-        if data is None or data["count"] != args.examples:
-            data = encode_dataset(vae, args.examples, args.seed, args.workers)
+        if data is None or data["count"] != args.examples or data.get("encoder") != fingerprint(vae):
+            data = {**encode_dataset(vae, args.examples, args.seed, args.workers), "encoder": fingerprint(vae)}
             save_atomic(data, cache)
         elif data.get("templates") != TEMPLATES:
             data.update(describe(args.examples, args.seed, args.workers))

@@ -115,6 +115,7 @@ def test_the_kind_code_is_each_shapes_level_inside_it_and_zero_outside():
     for kind, mask in example.shapes.items():
         share = mask.reshape(16, 4, 16, 4).mean(axis=(1, 3))
         covered += share
+        assert (share == 1).any()
         assert torch.allclose(code[torch.from_numpy(share == 1)], torch.tensor(train.KIND_LEVELS[kind]))
     assert (code[torch.from_numpy(covered == 0)] == 0).all()
     assert len(set(train.KIND_LEVELS.values())) == 4 and 0 not in train.KIND_LEVELS.values()
@@ -148,12 +149,19 @@ def test_the_kind_stage_trains_a_new_encoder_only(tmp_path):
     teacher = train.restart_encoder(vae, seed=0)
     assert all(torch.equal(old[k], v) for k, v in teacher.state_dict().items())
     assert not torch.equal(old["encoder.conv_out.weight"], vae.encoder.conv_out.weight)
-    loss = train.kind_step(vae, teacher, train.batch_examples(0, 2, train.CODE_OFFSET), code_weight=1.0)
-    loss.backward()
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    for step in range(2):
+        loss = train.kind_step(vae, teacher, train.batch_examples(step, 2, train.CODE_OFFSET), code_weight=1.0)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
     assert all(p.grad is None for p in vae.decoder.parameters())
-    assert all(p.grad is None for p in teacher.parameters())
     assert vae.encoder.conv_out.weight.grad.abs().sum() > 0
     assert all(torch.equal(decoder[k], v) for k, v in vae.decoder.state_dict().items())
+    assert all(torch.equal(old[k], v) for k, v in teacher.state_dict().items())
+    with torch.no_grad():  # the log-variance stays as pooling set it: tiny
+        posterior = vae.encode(train.to_pixels([make_example(7).source])).latent_dist
+    assert torch.allclose(posterior.logvar, torch.tensor(-10.0))
 
 
 def test_an_interrupted_kind_stage_resumes_to_the_same_encoder(tmp_path, monkeypatch):
@@ -175,10 +183,50 @@ def test_an_interrupted_kind_stage_resumes_to_the_same_encoder(tmp_path, monkeyp
     monkeypatch.setattr(train, "kind_step", stop_at_third)
     with pytest.raises(KeyboardInterrupt):
         vae_of("resumed")
+    interrupted = torch.load(tmp_path / "resumed" / "work" / "checkpoint.pt", weights_only=False)
+    assert interrupted["state"]["steps"]["code"] == 2 and "code_teacher" in interrupted
     monkeypatch.setattr(train, "kind_step", real_step)
     resumed = vae_of("resumed")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    assert "code_teacher" not in torch.load(tmp_path / "resumed" / "work" / "checkpoint.pt", weights_only=False)
+    finished = [torch.load(tmp_path / name / "work" / "checkpoint.pt", weights_only=False)
+                for name in ("straight", "resumed")]
+    assert all(torch.equal(finished[0]["vae"][k], finished[1]["vae"][k]) for k in finished[0]["vae"])
+    assert "code_teacher" not in finished[1]
+
+
+def test_a_work_folder_refuses_to_change_the_encoder_under_its_unet(tmp_path):
+    work = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")]
+    train.main(ARGS + ["--code-steps", "0"] + work)
+    with pytest.raises(SystemExit, match="new --work folder"):
+        train.main(ARGS + ["--code-steps", "2"] + work)
+
+
+def test_a_code_stage_resumes_only_with_the_code_it_began(tmp_path, monkeypatch):
+    work = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")]
+    real_step, calls = train.kind_step, []
+
+    def stop_at_second(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train, "kind_step", stop_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(ARGS + ["--code-steps", "3", "--code", "kind"] + work)
+    with pytest.raises(SystemExit, match="--code kind"):
+        train.main(ARGS + ["--code-steps", "3", "--code", "edge"] + work)
+
+
+def test_cached_latents_are_encoded_again_for_another_encoder(tmp_path):
+    args = ARGS + ["--t2i-steps", "0", "--unet-steps", "0", "--out", str(tmp_path / "model")]
+    train.main(args + ["--code-steps", "0", "--work", str(tmp_path / "pooled")])
+    (tmp_path / "kind").mkdir()
+    (tmp_path / "kind" / "latents.pt").write_bytes((tmp_path / "pooled" / "latents.pt").read_bytes())
+    train.main(args + ["--code-steps", "2", "--work", str(tmp_path / "kind")])
+    pooled, kind = (torch.load(tmp_path / name / "latents.pt", weights_only=False) for name in ("pooled", "kind"))
+    assert pooled["encoder"] != kind["encoder"]
+    assert pooled["source"][:, 3].abs().max() == 0 and kind["source"][:, 3].abs().max() > 0
 
 
 def test_the_decoder_stage_retrains_the_decoder_and_leaves_the_encoder(tmp_path):
