@@ -1,4 +1,4 @@
-"""Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped weights: MODEL_CARD.md).
+"""Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped recipe: MODEL_CARD.md).
 
 Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
@@ -436,8 +436,8 @@ def main(argv=None) -> None:
     parser.add_argument("--code", choices=("edge", "kind"), default="kind",
                         help="what the code stage puts in the fourth latent channel: where edges cross each "
                              "cell (edge_code), or the kind of shape it lies in (kind_code)")
-    parser.add_argument("--decoder-steps", type=int, default=0,
-                        help="steps of a re-initialised decoder on the finished encoder's latents")
+    parser.add_argument("--decoder-steps", type=int, default=3000,
+                        help="steps of a re-initialised decoder on the finished encoder's latents (0: none)")
     parser.add_argument("--decoder-lr", type=float, default=1e-3)
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
     parser.add_argument("--t2i-steps", type=int, default=500)

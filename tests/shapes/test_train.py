@@ -11,7 +11,7 @@ from foi_engine.shapes import train
 from foi_engine.shapes.data import make_example
 from foi_engine.shapes.evaluate import instructions_of
 
-ARGS = ["--vae-steps", "2", "--code-steps", "2", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2",
+ARGS = ["--vae-steps", "2", "--code-steps", "2", "--decoder-steps", "0", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2",
         "--unet-steps", "2", "--batch", "2", "--save-every", "1", "--check-every", "0", "--threads", "1",
         "--workers", "1"]
 
