@@ -31,18 +31,23 @@ def run(tmp_path, name):
     return load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
 
 
+def interrupted_at(step, call: int):
+    """`step`, but the `call`-th call stops the run as Ctrl+C would."""
+    calls = []
+
+    def stepping(*args):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return step(*args)
+
+    return stepping
+
+
 def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     straight = run(tmp_path, "straight")
-
-    real_step, calls = train.unet_step, []
-
-    def stop_at_second(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(train, "unet_step", stop_at_second)
+    real_step = train.unet_step
+    monkeypatch.setattr(train, "unet_step", interrupted_at(real_step, 2))
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, "resumed")
     later = []
@@ -172,15 +177,8 @@ def test_an_interrupted_kind_stage_resumes_to_the_same_encoder(tmp_path, monkeyp
         return load_file(tmp_path / name / "model" / "vae" / "diffusion_pytorch_model.safetensors")
 
     straight = vae_of("straight")
-    real_step, calls = train.kind_step, []
-
-    def stop_at_third(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(train, "kind_step", stop_at_third)
+    real_step = train.kind_step
+    monkeypatch.setattr(train, "kind_step", interrupted_at(real_step, 3))
     with pytest.raises(KeyboardInterrupt):
         vae_of("resumed")
     interrupted = torch.load(tmp_path / "resumed" / "work" / "checkpoint.pt", weights_only=False)
@@ -203,15 +201,7 @@ def test_a_work_folder_refuses_to_change_the_encoder_under_its_unet(tmp_path):
 
 def test_a_code_stage_resumes_only_with_the_code_it_began(tmp_path, monkeypatch):
     work = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")]
-    real_step, calls = train.kind_step, []
-
-    def stop_at_second(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(train, "kind_step", stop_at_second)
+    monkeypatch.setattr(train, "kind_step", interrupted_at(train.kind_step, 2))
     with pytest.raises(KeyboardInterrupt):
         train.main(ARGS + ["--code-steps", "3", "--code", "kind"] + work)
     with pytest.raises(SystemExit, match="--code kind"):
