@@ -436,7 +436,7 @@ def main(argv=None) -> None:
     parser.add_argument("--code", choices=("edge", "kind"), default="kind",
                         help="what the code stage puts in the fourth latent channel: where edges cross each "
                              "cell (edge_code), or the kind of shape it lies in (kind_code)")
-    parser.add_argument("--decoder-steps", type=int, default=3000,
+    parser.add_argument("--decoder-steps", type=int, default=6000,
                         help="steps of a re-initialised decoder on the finished encoder's latents (0: none)")
     parser.add_argument("--decoder-lr", type=float, default=1e-3)
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
