@@ -1,6 +1,6 @@
 """Train the shapes model: `python -m foi_engine.shapes.train --threads 2` (the shipped recipe: MODEL_CARD.md).
 
-Four stages, each reproducible from --seed and resumed from the checkpoint in --work:
+Five stages, each reproducible from --seed and resumed from the checkpoint in --work:
 1. vae — the VAE, started as colour pooling (model.start_as_pooling), learns to
    reconstruct source and edited scenes. Its fourth latent channel stays constant: pooling
    fills three. With --code-steps a code stage follows and puts something there:
@@ -25,6 +25,11 @@ Four stages, each reproducible from --seed and resumed from the checkpoint in --
    source's unscaled latent (concatenated, as the engine conditions) and the
    instruction; conditioning dropout 5 % text, 5 % image, 5 % both, so classifier-free
    guidance works. A share of text-to-image examples stays in every batch.
+5. keep — InstructPix2Pix continued, where half (--keep-share) of the dropped instructions ask
+   for no change: their target is the source. FoI keeps each mask's outside with the
+   image-only branch; trained as in stage 4 alone, that branch predicts the average of every
+   edit the scene might have had, and recolours shapes no instruction named. When this stage
+   runs, its checks choose the export.
 
 The text encoder has no transformer layers by default (token and position embeddings only):
 a causal encoder let later words summarise the shape's, and the edit bound to the colour word,
@@ -87,7 +92,7 @@ TRAIN_OFFSET = 1_000_000  # training examples are train-split indices from here 
 CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation reads below 200 000)
 CODE_OFFSET = 2_000_000  # training examples of the code stage
 DECODER_OFFSET = 3_000_000  # … and of the decoder stage
-STAGES = ("vae", "t2i", "ip2p", "code", "decoder")  # the order seeds each stage's draws (new ones last)
+STAGES = ("vae", "t2i", "ip2p", "code", "decoder", "keep")  # the order seeds each stage's draws (new ones last)
 
 
 def to_pixels(arrays: list[np.ndarray]) -> torch.Tensor:
@@ -326,25 +331,31 @@ def t2i_batch(data, rows, scale, generator):
     return target, torch.zeros_like(target), texts
 
 
-def ip2p_batch(data, rows, scale, generator):
-    """Source → edited with the instruction; conditioning dropout for guidance."""
+def ip2p_batch(data, rows, scale, generator, keep: float = 0.0):
+    """Source → edited with the instruction; conditioning dropout for guidance. A `keep` share
+    of the examples whose instruction is dropped (the keep stage) ask for no change: their
+    target is the source."""
     draw = torch.rand(len(rows), generator=generator)
     target = data["edited"][rows] * scale
     source = data["source"][rows]
     drop_text = (draw < DROP_TEXT) | (draw >= DROP_TEXT + DROP_IMAGE) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
     drop_image = (draw >= DROP_TEXT) & (draw < DROP_TEXT + DROP_IMAGE + DROP_BOTH)
+    if keep:
+        unchanged = (draw < DROP_TEXT) & (torch.rand(len(rows), generator=generator) < keep)
+        target = torch.where(unchanged.to(target.device)[:, None, None, None], source * scale, target)
     texts = ["" if dropped else data["texts"][r] for r, dropped in zip(rows.tolist(), drop_text.tolist())]
     return target, source * (~drop_image).float().to(source.device)[:, None, None, None], texts
 
 
-def unet_step(parts, data, stage: str, step: int, batch: int, t2i_share: float, scale: float, generator):
+def unet_step(parts, data, stage: str, step: int, batch: int, t2i_share: float, scale: float, generator,
+              keep: float = 0.0):
     """One stage step's loss; the batch's rows and draws come from `generator` alone."""
     rows = torch.randint(0, data["count"], (batch,), generator=generator)
     if stage == "t2i":
         return diffusion_loss(parts, *t2i_batch(data, rows.tolist(), scale, generator), generator)
-    keep = round(batch * t2i_share)
-    batches = [t2i_batch(data, rows[:keep].tolist(), scale, generator)] if keep else []
-    batches.append(ip2p_batch(data, rows[keep:], scale, generator))
+    pictures = round(batch * t2i_share)
+    batches = [t2i_batch(data, rows[:pictures].tolist(), scale, generator)] if pictures else []
+    batches.append(ip2p_batch(data, rows[pictures:], scale, generator, keep if stage == "keep" else 0.0))
     target, condition = (torch.cat([b[i] for b in batches]) for i in (0, 1))
     return diffusion_loss(parts, target, condition, [text for b in batches for text in b[2]], generator)
 
@@ -445,6 +456,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the text-to-image stage")
     parser.add_argument("--ip2p-lr", type=float, default=5e-4, help="peak learning rate of the InstructPix2Pix stage")
+    parser.add_argument("--keep-steps", type=int, default=2000,
+                        help="InstructPix2Pix steps continued where some empty instructions ask for no change")
+    parser.add_argument("--keep-lr", type=float, default=3e-4, help="peak learning rate of the keep stage")
+    parser.add_argument("--keep-share", type=float, default=0.5,
+                        help="share of the keep stage's dropped instructions whose target is the source")
     parser.add_argument("--t2i-share", type=float, default=0.25, help="text-to-image share of InstructPix2Pix batches")
     parser.add_argument("--text-layers", type=int, default=0,
                         help="transformer layers of the text encoder (0: no token mixing, so only a shape's "
@@ -586,15 +602,20 @@ def main(argv=None) -> None:
         scale = vae.config.scaling_factor
         unet.train()
         text_encoder.train()
-        for stage, steps, peak in (("t2i", args.t2i_steps, args.lr), ("ip2p", args.unet_steps, args.ip2p_lr)):
+        unet_stages = (("t2i", args.t2i_steps, args.lr, 200), ("ip2p", args.unet_steps, args.ip2p_lr, 200),
+                       ("keep", args.keep_steps, args.keep_lr, 100))
+        for stage, steps, peak, warmup in unet_stages:
+            if stage == "keep" and state["steps"]["keep"] == 0 < steps:  # its checks choose the export
+                state.pop("best", None)
             bar = tqdm(range(state["steps"][stage], steps), initial=state["steps"][stage], total=steps,
                        desc=stage, mininterval=10)
             for step in bar:
-                lr = learning_rate(peak, step, steps)
+                lr = learning_rate(peak, step, steps, warmup)
                 for group in unet_opt.param_groups:
                     group["lr"] = lr
                 generator = torch.Generator().manual_seed(args.seed * 1_000_003 + STAGES.index(stage) * 100_000 + step)
-                loss = unet_step(parts, data, stage, step, args.batch, args.t2i_share, scale, generator)
+                loss = unet_step(parts, data, stage, step, args.batch, args.t2i_share, scale, generator,
+                                 args.keep_share)
                 unet_opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trained, 1.0)
@@ -610,9 +631,9 @@ def main(argv=None) -> None:
                 if (step + 1) % args.save_every == 0 or step + 1 == steps or out_of_time:
                     save()
                 if args.check_every and ((step + 1) % args.check_every == 0 or step + 1 == steps or out_of_time):
-                    found = quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage == "ip2p")
+                    found = quick_check(vae, ema_unet, ema_text, tokenizer, scheduler, edits=stage != "t2i")
                     note(stage=stage, step=step + 1, loss=round(loss.item(), 4), **found)
-                    if stage == "ip2p" and score(found) > state.get("best", {}).get("score", -1.0):
+                    if stage != "t2i" and score(found) > state.get("best", {}).get("score", -1.0):
                         # Binding and editing can peak before the end: keep the best averaged weights.
                         save_atomic({"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict()}, best)
                         state["best"] = {"step": step + 1, "score": score(found)}

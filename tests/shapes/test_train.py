@@ -12,7 +12,7 @@ from foi_engine.shapes.data import make_example
 from foi_engine.shapes.evaluate import instructions_of
 
 ARGS = ["--vae-steps", "2", "--code-steps", "2", "--decoder-steps", "0", "--vae-batch", "1", "--examples", "6", "--t2i-steps", "2",
-        "--unet-steps", "2", "--batch", "2", "--save-every", "1", "--check-every", "0", "--threads", "1",
+        "--unet-steps", "2", "--keep-steps", "1", "--batch", "2", "--save-every", "1", "--check-every", "0", "--threads", "1",
         "--workers", "1"]
 
 
@@ -53,7 +53,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     later = []
     monkeypatch.setattr(train, "unet_step", lambda *args: later.append(1) or real_step(*args))
     resumed = run(tmp_path, "resumed")
-    assert len(later) == 3  # the step the interruption lost and the two InstructPix2Pix steps
+    assert len(later) == 4  # the step the interruption lost, the two InstructPix2Pix steps and the keep step
 
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
@@ -101,6 +101,23 @@ def test_the_code_stage_adds_the_edge_code_error_of_the_fourth_latent_channel():
                                                 train.edge_code(pixels, 4)).item()
     assert expected > 0
     assert with_code - plain == pytest.approx(2.0 * expected, rel=1e-4)
+
+
+def test_in_the_keep_stage_some_dropped_instructions_ask_for_no_change():
+    rows, scale = torch.arange(2000), 2.0
+    data = {"source": torch.randn(2000, 4, 2, 2), "edited": torch.randn(2000, 4, 2, 2),
+            "texts": [f"make the circle red {i}" for i in range(2000)]}
+    for keep in (0.0, 0.5, 1.0):
+        target, condition, texts = train.ip2p_batch(data, rows, scale, torch.Generator().manual_seed(0), keep)
+        shown = condition.flatten(1).abs().sum(1) > 0
+        dropped = torch.tensor([text == "" for text in texts]) & shown  # the instruction alone is dropped
+        unchanged = (target == data["source"] * scale).flatten(1).all(1)
+        assert torch.equal(condition[shown], data["source"][shown])
+        assert [t for t in texts if t] == [data["texts"][i] for i, t in enumerate(texts) if t]
+        assert torch.equal(target[~unchanged], data["edited"][~unchanged] * scale)
+        assert not (unchanged & ~dropped).any()  # only a dropped instruction asks for no change
+        assert unchanged.sum() == pytest.approx(keep * dropped.sum().item(), abs=0.25 * dropped.sum().item())
+        assert dropped.float().mean() == pytest.approx(train.DROP_TEXT, abs=0.02)
 
 
 def test_max_minutes_ends_training_early_and_still_exports(tmp_path):
