@@ -636,7 +636,7 @@ def main(argv=None) -> None:
                     if stage != "t2i" and score(found) > state.get("best", {}).get("score", -1.0):
                         # Binding and editing can peak before the end: keep the best averaged weights.
                         save_atomic({"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict()}, best)
-                        state["best"] = {"step": step + 1, "score": score(found)}
+                        state["best"] = {"stage": stage, "step": step + 1, "score": score(found)}
                         save()
                 if out_of_time:
                     break
@@ -648,7 +648,8 @@ def main(argv=None) -> None:
         chosen = torch.load(best, weights_only=True, map_location=device)
         ema_unet.load_state_dict(chosen["ema_unet"])
         ema_text.load_state_dict(chosen["ema_text"])
-        print(f"Exporting the weights of InstructPix2Pix step {state['best']['step']} (quick check {state['best']['score']:.2f})")
+        chosen_at = f"{state['best'].get('stage', 'ip2p')} step {state['best']['step']}"
+        print(f"Exporting the weights of the {chosen_at} check (quick check {state['best']['score']:.2f})")
     export(vae, ema_unet, ema_text, tokenizer, scheduler, args.out)
     print(f"Saved the model to {args.out}")
 
