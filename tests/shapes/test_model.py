@@ -12,8 +12,8 @@ from PIL import Image
 
 from foi_engine import EditSettings, FoiEngine, Instruction
 from foi_engine.catalog import model_settings
-from foi_engine.shapes.data import SIZE, make_example
-from foi_engine.shapes.evaluate import iou, lands, own_shape, psnr, upsample, vae_round_trip_psnr
+from foi_engine.shapes.data import DEMO_SCENE, SIZE, make_example
+from foi_engine.shapes.evaluate import iou, lands, own_shape, psnr, settings, upsample, vae_round_trip_psnr
 
 SINGLE = [make_example(i, "heldout", instructions=1) for i in range(200, 212)]
 # Multi-instruction scenes that leave some pixels untouched (the outside PSNR needs them).
@@ -105,3 +105,14 @@ def test_plain_instructpix2pix_and_foi_land_the_asked_colour(engine):
 def test_the_vae_round_trip(engine):
     examples = SINGLE + MULTI
     assert vae_round_trip_psnr(engine, examples) >= MIN_VAE_PSNR_DB
+
+
+def test_the_editor_sample_shows_foi_keeping_two_instructions_apart(engine):
+    """The sample was picked for this (MODEL_CARD.md, *The editor's sample*): at the model's own
+    settings on seed 0, as the editor runs it, plain InstructPix2Pix paints the circle the
+    square's green, FoI gives each shape its own colour."""
+    example = make_example(DEMO_SCENE, "heldout", instructions=2)
+    source, own = Image.fromarray(example.source), model_settings("shapes")
+    for focus, expected in ((False, [False, True]), (True, [True, True])):
+        result = engine.edit(source, instructions(example), settings(focus, **own), seed=0)
+        assert [lands(np.asarray(result.image), e.mask, e.colour) for e in example.edits] == expected, focus
