@@ -45,9 +45,9 @@ def main(parts) -> None:
         shapes_flow(loop, shot)
 
 
-# The sample's two shapes sit right of the middle: a split through them shows each with plain
-# InstructPix2Pix's colour on its left and FoI's on its right.
-SHAPES_SPLIT = 0.7
+# The sample's two edited shapes sit left of the middle: a split through them shows each with
+# plain InstructPix2Pix's colour on its left and FoI's on its right.
+SHAPES_SPLIT = 0.25
 
 
 def shapes_flow(loop, shot) -> None:

@@ -194,8 +194,8 @@ def caption(image: np.ndarray, shapes: dict, rng: np.random.Generator) -> str:
     return " and ".join(f"a {colour_name(image[shapes[kind]].mean(axis=0))} {kind}" for kind in kinds)
 
 
-# Picked among held-out scenes 1–24 because FoI visibly beats plain InstructPix2Pix on it (MODEL_CARD.md).
-DEMO_SCENE = 18
+# Picked among held-out scenes 1–60 because FoI beats plain InstructPix2Pix on it, on most seeds (MODEL_CARD.md).
+DEMO_SCENE = 25
 
 
 def demo_scene(index: int = DEMO_SCENE) -> tuple[np.ndarray, list[tuple[str, str | None]]]:

@@ -109,10 +109,12 @@ def test_the_vae_round_trip(engine):
 
 def test_the_editor_sample_shows_foi_keeping_two_instructions_apart(engine):
     """The sample was picked for this (MODEL_CARD.md, *The editor's sample*): at the model's own
-    settings on seed 0, as the editor runs it, plain InstructPix2Pix paints the circle the
-    square's green, FoI gives each shape its own colour."""
+    settings on seed 0, as the editor runs it for screenshot 10, plain InstructPix2Pix mixes the
+    two instructions up and FoI lands both."""
     example = make_example(DEMO_SCENE, "heldout", instructions=2)
     source, own = Image.fromarray(example.source), model_settings("shapes")
-    for focus, expected in ((False, [False, True]), (True, [True, True])):
+    landed = {}
+    for focus in (False, True):
         result = engine.edit(source, instructions(example), settings(focus, **own), seed=0)
-        assert [lands(np.asarray(result.image), e.mask, e.colour) for e in example.edits] == expected, focus
+        landed[focus] = [lands(np.asarray(result.image), e.mask, e.colour) for e in example.edits]
+    assert not all(landed[False]) and all(landed[True]), landed
