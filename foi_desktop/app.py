@@ -97,6 +97,19 @@ def missing_system_libraries() -> list[str]:
     return [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
 
 
+FIRST_SIZE = (1500, 920)
+FRAME_ROOM = (16, 64)  # the window manager's border, title bar and placement, outside the size we set
+
+
+def first_size(available):
+    """The window's size at start: roomy, but never larger than the screen's free area (a
+    1366 × 768 laptop would otherwise lose the instructions panel off its right edge)."""
+    from PySide6.QtCore import QSize
+
+    return QSize(min(FIRST_SIZE[0], available.width() - FRAME_ROOM[0]),
+                 min(FIRST_SIZE[1], available.height() - FRAME_ROOM[1]))
+
+
 def create_window(args: argparse.Namespace):
     """The main window with the photo open (a project opens once the loop runs), or the sample."""
     from .preferences import load_preferences
@@ -104,7 +117,7 @@ def create_window(args: argparse.Namespace):
 
     window = MainWindow(load_preferences(), model_override=args.model, device_override=args.device,
                         threads_override=args.threads)
-    window.resize(1500, 920)
+    window.resize(first_size(window.screen().availableGeometry().size()))
     if args.photo:
         window.open_path(os.path.abspath(args.photo))
     if window.doc is None and window.opening is None:

@@ -34,6 +34,24 @@ def test_starts_without_a_photo_on_the_sample_with_two_instructions(qtbot, loop)
     assert not window.client._thread.is_alive()
 
 
+def test_the_first_window_fits_a_small_screen(qtbot, loop):
+    from PySide6.QtCore import QSize
+
+    from foi_desktop.app import FIRST_SIZE, create_window, first_size, parse_args
+
+    assert first_size(QSize(2560, 1400)) == QSize(*FIRST_SIZE)
+    laptop = first_size(QSize(1366, 738))  # 1366 × 768 less a 30 px panel
+    assert laptop.width() <= 1366 - 16 and laptop.height() <= 738 - 64
+    window = create_window(parse_args(["--model", "tiny-random"]))
+    qtbot.addWidget(window)
+    try:
+        available = window.screen().availableGeometry().size()
+        assert window.width() <= max(available.width(), window.minimumSizeHint().width())
+        assert window.height() <= max(available.height(), window.minimumSizeHint().height())
+    finally:
+        window.close()
+
+
 def test_help_runs_without_a_display():
     import subprocess
     import sys
