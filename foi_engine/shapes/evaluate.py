@@ -29,7 +29,7 @@ from .data import COLOURS, SIZE, Example, make_example
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)
 NAMES = list(COLOURS)
 # What the shapes model is evaluated with: 64 px, masks from the 16×16 layers (the
-# engine's default factor 4 would give a 4×4 grid at this size), 40 denoising steps; `main`
+# engine's default factor 4 would give a 4×4 grid at this size), 50 denoising steps; `main`
 # lays the model's own foi_settings.json over these, as the editor and `foi` do.
 SETTINGS = dict(steps=50, resolution=SIZE, grounding_factor=1)
 FACTORS = (1, 2, 4)  # 16×16, 8×8 and 4×4 grounding grids
