@@ -1,6 +1,6 @@
-"""The shipped shapes model (v20 at its tuned guidance), through the public engine API, on held-out scenes that the
+"""The shipped shapes model (v20), through the public engine API, on held-out scenes that the
 evaluation never reads (indices chosen before running), at the model's own settings (γ 1,
-grounding factor 1; fewer steps).
+grounding factor 1, s_I 2.0, s_T 5.0; fewer steps).
 
 Thresholds are half what `python -m foi_engine.shapes.evaluate` measured on its 40 single and 30
 multi-instruction held-out scenes (MODEL_CARD.md), as the issue asks (the VAE's: the aim itself);
@@ -13,7 +13,8 @@ from PIL import Image
 from foi_engine import EditSettings, FoiEngine, Instruction
 from foi_engine.catalog import model_settings
 from foi_engine.shapes.data import DEMO_SCENE, SIZE, make_example
-from foi_engine.shapes.evaluate import CLEAN_PSNR_DB, iou, lands, own_shape, psnr, settings, upsample, vae_round_trip_psnr
+from foi_engine.shapes.evaluate import (CLEAN_PSNR_DB, iou, lands, own_shape, psnr, settings, upsample,
+                                        vae_round_trip_psnr)
 
 SINGLE = [make_example(i, "heldout", instructions=1) for i in range(200, 212)]
 # Multi-instruction scenes that leave some pixels untouched (the outside PSNR needs them).
