@@ -9,7 +9,8 @@ from foi_engine.catalog import SETTINGS_FILE, model_settings
 
 
 def test_the_shapes_model_asks_for_its_size_finest_layers_and_softer_masks():
-    assert model_settings("shapes") == {"resolution": 64, "grounding_factor": 1, "steps": 50, "gamma": 1}
+    assert model_settings("shapes") == {"resolution": 64, "grounding_factor": 1, "steps": 50, "gamma": 1,
+                                      "image_guidance": 2.0, "text_guidance": 5.0}
 
 
 def test_hub_models_and_plain_folders_ask_for_nothing(tmp_path):
