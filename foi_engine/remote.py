@@ -285,6 +285,9 @@ class RemoteEngine:
             if event.get("preview"):
                 preview = wire.image_from_png(event["preview"], "A preview")
             on_step(event["step"] - 1, event["steps"], preview)
+        elif event.get("type") == "state" and on_step is not None and not _finished(event) and event.get("step"):
+            # Steps done before the socket opened (a busy server): the bar catches up, as when polling.
+            on_step(int(event["step"]) - 1, int(event["steps"]), None)
         return event.get("type") == "state" and _finished(event)
 
     def _poll(self, job_id, what, on_step, cancel) -> dict:
