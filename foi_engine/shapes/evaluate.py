@@ -79,13 +79,17 @@ def own_shape(mask: np.ndarray, example: Example, target: str) -> bool:
     return bool(max(overlaps, key=overlaps.get) == target and overlaps[target] > 0)
 
 
-def heldout_scenes(single: int, multi: int):
-    """The evaluation's held-out scenes, as (group, example, seed): singles from index 0,
-    multis (2–3 instructions) from 100 000, so the two sets never share a scene."""
+FRESH_FIRST = 500_000  # a slice no tuning, test or quick check has read (MODEL_CARD.md, "fresh scenes")
+
+
+def heldout_scenes(single: int, multi: int, first: int = 0):
+    """The evaluation's held-out scenes, as (group, example, seed): singles from index
+    `first`, multis (2–3 instructions) from 100 000 + `first`, so the two sets never share a
+    scene. The seed is the scene's place in its group, whatever `first` is."""
     for i in range(single):
-        yield "single", make_example(i, "heldout", instructions=1), i
+        yield "single", make_example(first + i, "heldout", instructions=1), i
     for i in range(multi):
-        yield "multi", make_example(100_000 + i, "heldout", instructions=2 + i % 2), i
+        yield "multi", make_example(100_000 + first + i, "heldout", instructions=2 + i % 2), i
 
 
 def measure(engine, example: Example, seed: int, overrides: dict | None = None) -> dict:
@@ -222,11 +226,16 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--single", type=int, default=40, help="held-out single-instruction examples")
     parser.add_argument("--multi", type=int, default=30, help="held-out examples with 2–3 instructions")
+    parser.add_argument("--first", type=int, default=0,
+                        help=f"index of the first scene (0: the card's scenes; {FRESH_FIRST}: a slice nothing "
+                             "was tuned on)")
     parser.add_argument("--steps-sweep", default="10,20", help="also measure at these step counts (comma-separated)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/shapes"))
     parser.add_argument("--sheet", type=Path, help="also write a FoI-vs-plain sheet of 8 multi-instruction scenes here")
     threads.add_option(parser)
     args = parser.parse_args(argv)
+    if not (0 <= args.single <= 10_000 and 0 <= args.multi <= 10_000 and 0 <= args.first <= 10**9):
+        parser.error("--single and --multi count scenes (0 to 10 000); --first is a scene index (0 to 10⁹)")
     threads.apply(args.threads)
     from foi_engine import FoiEngine
     from foi_engine.catalog import model_settings
@@ -234,7 +243,7 @@ def main(argv=None) -> None:
     engine = FoiEngine.from_pretrained(args.model, device="cpu")
     own = model_settings(args.model)  # what a user of this model gets: its foi_settings.json (γ, …)
     started = time.time()
-    scenes = list(heldout_scenes(args.single, args.multi))
+    scenes = list(heldout_scenes(args.single, args.multi, args.first))
     records, shown, multi_shown = {"single": [], "multi": []}, [], []
     for group, example, seed in scenes:
         record, images = measure(engine, example, seed=seed, overrides=own)
@@ -250,7 +259,7 @@ def main(argv=None) -> None:
         for group, example, seed in scenes:
             found[group].append(measure(engine, example, seed=seed, overrides={**own, "steps": steps})[0])
         sweep[steps] = {name: summarise(rs) for name, rs in found.items() if rs}
-    report = {"model": args.model, "settings": {**SETTINGS, **own}, "seconds": time.time() - started,
+    report = {"model": args.model, "first_scene": args.first, "settings": {**SETTINGS, **own}, "seconds": time.time() - started,
               "vae_round_trip_psnr": vae_round_trip_psnr(engine, [example for _, example, _ in scenes]),
               "groups": groups, "steps_sweep": sweep}
     print(table(groups))

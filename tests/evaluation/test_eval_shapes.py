@@ -4,6 +4,7 @@ on the shapes model's held-out scenes with their exact regions."""
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from foi_engine.cli import main
@@ -39,3 +40,22 @@ def test_shapes_needs_no_source_and_the_others_do(tmp_path, capsys):
     assert main(["eval-import", "shapes", str(tmp_path), "-o", str(tmp_path / "m.jsonl")]) == 1
     assert main(["eval-import", "pie-bench", "-o", str(tmp_path / "m.jsonl")]) == 1
     assert "needs no source folder" in capsys.readouterr().err
+
+
+def test_a_fresh_slice_starts_where_asked_and_keeps_the_groups_apart():
+    from foi_engine.shapes.data import make_example
+    from foi_engine.shapes.evaluate import FRESH_FIRST
+
+    scenes = list(heldout_scenes(2, 2, FRESH_FIRST))
+    assert [(group, seed) for group, _, seed in scenes] == [("single", 0), ("single", 1), ("multi", 0), ("multi", 1)]
+    assert np.array_equal(scenes[1][1].source, make_example(FRESH_FIRST + 1, "heldout", instructions=1).source)
+    assert np.array_equal(scenes[3][1].source, make_example(100_000 + FRESH_FIRST + 1, "heldout", instructions=3).source)
+    assert not np.array_equal(scenes[0][1].source, next(heldout_scenes(1, 0))[1].source)
+
+
+def test_the_evaluation_refuses_a_negative_scene_index(capsys):
+    from foi_engine.shapes.evaluate import main as evaluate
+
+    with pytest.raises(SystemExit):
+        evaluate(["--first", "-1"])
+    assert "scene index" in capsys.readouterr().err
