@@ -3,7 +3,8 @@
 VAE: 4 latent channels, 4× downsampling (64×64 → 16×16, the shipped model), so a shape of
 16–28 px covers 4–7 latent cells; or 2× (→ 32×32), twice the cells across each shape.
 UNet: 8 input channels, cross-attention at every level: 16×16, 8×8 and 4×4 (grounding
-factors 1, 2 and 4), or 32×32 down to 4×4 for the 2× VAE.
+factors 1, 2 and 4), or 32×32 down to 4×4 for the 2× VAE; or only at the finest level
+(`finest_attention_only`), so the layers FoI reads its masks from must bind words themselves.
 Text: a small CLIP encoder over foi_engine.tiny's vocabulary, where every task word is
 one token, read up to MAX_TOKENS tokens."""
 
@@ -35,13 +36,15 @@ def build_tokenizer():
 WIDTHS = {4: ((16, 32, 64), (48, 96, 128)), 2: ((16, 32), (32, 64, 96, 128))}
 
 
-def build_models(tokenizer, text_layers: int = 3, latent_factor: int = 4):
+def build_models(tokenizer, text_layers: int = 3, latent_factor: int = 4, finest_attention_only: bool = False):
     """Fresh (vae, unet, text_encoder, scheduler); call under a seeded RNG."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from ..tiny import ip2p_scheduler, small_text_encoder
 
     vae_widths, unet_widths = WIDTHS[latent_factor]
+    coarse = "" if finest_attention_only else "CrossAttn"  # the levels below the latent's own grid
+    down_blocks = ("CrossAttnDownBlock2D", *[f"{coarse}DownBlock2D"] * (len(unet_widths) - 1))
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -59,8 +62,9 @@ def build_models(tokenizer, text_layers: int = 3, latent_factor: int = 4):
         out_channels=4,
         layers_per_block=1,
         block_out_channels=unet_widths,
-        down_block_types=("CrossAttnDownBlock2D",) * len(unet_widths),
-        up_block_types=("CrossAttnUpBlock2D",) * len(unet_widths),
+        down_block_types=down_blocks,
+        up_block_types=tuple(block.replace("Down", "Up") for block in reversed(down_blocks)),
+        mid_block_type="UNetMidBlock2D" if finest_attention_only else "UNetMidBlock2DCrossAttn",
         cross_attention_dim=64,
         attention_head_dim=4,
         norm_num_groups=16,

@@ -90,6 +90,7 @@ DROP_TEXT, DROP_IMAGE, DROP_BOTH = 0.05, 0.05, 0.05
 DROP_CAPTION = 0.1  # text-to-image examples with no caption: the unconditional branch
 TRAIN_OFFSET = 1_000_000  # training examples are train-split indices from here on
 CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation reads below 200 000)
+MULTI_CHECKS = 500  # … from CHECK_OFFSET + this on, the scenes with several instructions
 CODE_OFFSET = 2_000_000  # training examples of the code stage
 DECODER_OFFSET = 3_000_000  # … and of the decoder stage
 STAGES = ("vae", "t2i", "ip2p", "code", "decoder", "keep")  # the order seeds each stage's draws (new ones last)
@@ -371,7 +372,8 @@ def pipeline(vae, unet, text_encoder, tokenizer, scheduler):
 
 @torch.no_grad()
 def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, count: int = 24) -> dict:
-    """Binding on held-out one-instruction scenes of 2–4 shapes whose edit names a shape."""
+    """Binding on held-out one-instruction scenes of 2–4 shapes whose edit names a shape, and
+    on scenes with 2–3 instructions (the keyword masks only)."""
     engine = FoiEngine(pipeline(*(copy.deepcopy(m).eval() for m in (vae, unet, text_encoder)), tokenizer,
                                 scheduler), model_name="shapes-training")
     scenes, index = [], CHECK_OFFSET
@@ -393,6 +395,14 @@ def quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits: bool, coun
             landed.append(lands(pixels, edit.mask, edit.colour))
             clean.append(landed[-1] and not psnr(pixels, example.source, ~edit.mask) < CLEAN_PSNR_DB)
     report = {"iou": float(np.mean(ious)), "own_shape": float(np.mean(owns))}
+    # Several instructions in one prompt: does each keyword's mask still lie on its own shape?
+    joined = []
+    for seed in range(count):
+        example = make_example(CHECK_OFFSET + MULTI_CHECKS + seed, "heldout", instructions=2 + seed % 2)
+        found = engine.locate(Image.fromarray(example.source), instructions_of(example), settings(True), seed=seed)
+        joined += [own_shape(upsample(mask), example, edit.target)
+                   for mask, edit in zip(found.masks, example.edits) if edit.keyword is not None]
+    report["multi_own_shape"] = float(np.mean(joined))
     if landed:
         report["plain_lands_multi_shape"] = float(np.mean(landed))
         report["plain_clean_multi_shape"] = float(np.mean(clean))
@@ -467,6 +477,9 @@ def main(argv=None) -> None:
                              "own word can tell it apart)")
     parser.add_argument("--latent-factor", type=int, choices=(2, 4), default=4,
                         help="the VAE's downsampling: 4 gives 16×16 latents, 2 gives 32×32 (slower, finer masks)")
+    parser.add_argument("--finest-attention-only", action="store_true",
+                        help="cross-attention only at the latent's own grid, the layers FoI's masks come from "
+                             "(default: at every level)")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=threads.cores(), help="CPU threads (default: one per core)")
     parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1 …")
@@ -489,7 +502,8 @@ def main(argv=None) -> None:
 
     tokenizer = build_tokenizer()
     torch.manual_seed(args.seed)
-    vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers, args.latent_factor)
+    vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers, args.latent_factor,
+                                                         args.finest_attention_only)
     scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
     device = torch.device(args.device)
@@ -506,6 +520,9 @@ def main(argv=None) -> None:
     teacher, saved_teacher = None, None  # the kind stage's frozen old encoder
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location=device)
+        if saved["args"].get("finest_attention_only", False) != args.finest_attention_only:
+            raise SystemExit(f"This work folder's UNet was built {'without' if args.finest_attention_only else 'with'} "
+                             "--finest-attention-only; resume it as it was built, or use a new --work folder.")
         for module, key in ((vae, "vae"), (unet, "unet"), (text_encoder, "text_encoder"), (ema_unet, "ema_unet"),
                             (ema_text, "ema_text"), (vae_opt, "vae_opt"), (unet_opt, "unet_opt")):
             module.load_state_dict(saved[key])

@@ -1,5 +1,7 @@
 """The training script: same seed, same model; an interrupted run resumes to the same weights."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,34 @@ def test_the_2x_vae_gives_32x32_latents_and_masks(tmp_path):
                           EditSettings(steps=2, resolution=64, grounding_factor=1), seed=0)
     assert found.masks[0].shape == (32, 32)
     assert np.isfinite(found.masks[0]).all()
+
+
+def test_finest_attention_only_puts_cross_attention_on_the_latent_grid_alone(tmp_path):
+    """--finest-attention-only: the engine's masks come from layers that must bind words themselves."""
+    out = tmp_path / "model"
+    train.main(ARGS + ["--finest-attention-only", "--work", str(tmp_path / "work"), "--out", str(out)])
+    engine = FoiEngine.from_pretrained(str(out), device="cpu")
+    unet = engine.pipe.unet
+    crossing = [name for name, module in unet.named_modules() if getattr(module, "is_cross_attention", False)]
+    assert crossing and all(name.startswith(("down_blocks.0.", "up_blocks.2.")) for name in crossing)
+    example = make_example(201, "heldout", instructions=2)
+    found = engine.locate(Image.fromarray(example.source), instructions_of(example),
+                          EditSettings(steps=2, resolution=64, grounding_factor=4), seed=0)
+    assert found.factor == 1 and found.masks[0].shape == (16, 16)  # the only grid there is
+
+
+def test_a_work_folder_resumes_only_the_unet_it_built(tmp_path):
+    work = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")]
+    train.main(ARGS + work)
+    with pytest.raises(SystemExit, match="as it was built"):
+        train.main(ARGS + ["--finest-attention-only"] + work)
+
+
+def test_the_default_unet_is_the_shipped_models_architecture():
+    shipped = json.loads((train.DEFAULT_OUT / "unet" / "config.json").read_text())
+    built = train.build_models(train.build_tokenizer(), 0, 4)[1].config
+    for key in ("down_block_types", "up_block_types", "mid_block_type", "block_out_channels", "cross_attention_dim"):
+        assert json.loads(json.dumps(built[key])) == shipped[key], key  # tuples as the config file's lists
 
 
 def test_examples_rendered_in_processes_are_the_ones_rendered_in_one():
