@@ -33,7 +33,10 @@ Five stages, each reproducible from --seed and resumed from the checkpoint in --
 
 The text encoder has no transformer layers by default (token and position embeddings only):
 a causal encoder let later words summarise the shape's, and the edit bound to the colour word,
-never to the keyword whose attention FoI reads.
+never to the keyword whose attention FoI reads. The UNet reads the instruction only on the
+latent's 16×16 grid (--cross-attention finest): with cross-attention at every level an 8×8 layer
+bound words to shapes, and the 16×16 layers FoI's masks come from did not, so with several
+instructions each keyword's mask fell on any named shape.
 
 The UNet predicts v (velocity), not the noise: sampling starts near t = 800, where an
 ε-prediction loss weights errors in the predicted picture by an SNR of 0.04, so the edit
@@ -93,6 +96,10 @@ CHECK_OFFSET = 300_000  # held-out indices of the quick checks (the evaluation r
 MULTI_CHECKS = 500  # … from CHECK_OFFSET + this on, the scenes with several instructions
 CODE_OFFSET = 2_000_000  # training examples of the code stage
 DECODER_OFFSET = 3_000_000  # … and of the decoder stage
+# Cross-attention only on the latent's grid: there the masks' layers must bind each word to its
+# shape themselves. With every level, an 8×8 layer bound them and the 16×16 ones, FoI's, only
+# looked from wherever an edit was under way to every shape word (MODEL_CARD.md, *Why*).
+CROSS_ATTENTION = "finest"
 STAGES = ("vae", "t2i", "ip2p", "code", "decoder", "keep")  # the order seeds each stage's draws (new ones last)
 
 
@@ -477,9 +484,9 @@ def main(argv=None) -> None:
                              "own word can tell it apart)")
     parser.add_argument("--latent-factor", type=int, choices=(2, 4), default=4,
                         help="the VAE's downsampling: 4 gives 16×16 latents, 2 gives 32×32 (slower, finer masks)")
-    parser.add_argument("--finest-attention-only", action="store_true",
-                        help="cross-attention only at the latent's own grid, the layers FoI's masks come from "
-                             "(default: at every level)")
+    parser.add_argument("--cross-attention", choices=("finest", "every"), default=CROSS_ATTENTION,
+                        help="where the UNet reads the instruction: only at the latent's own grid, the layers "
+                             "FoI's masks come from (v21 on), or at every level (v20 and before)")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--threads", type=int, default=threads.cores(), help="CPU threads (default: one per core)")
     parser.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:1 …")
@@ -503,7 +510,7 @@ def main(argv=None) -> None:
     tokenizer = build_tokenizer()
     torch.manual_seed(args.seed)
     vae, unet, text_encoder, scheduler = build_models(tokenizer, args.text_layers, args.latent_factor,
-                                                         args.finest_attention_only)
+                                                         args.cross_attention == "finest")
     scheduler = EulerAncestralDiscreteScheduler.from_config(scheduler.config, prediction_type="v_prediction")
     start_as_pooling(vae)
     device = torch.device(args.device)
@@ -520,9 +527,10 @@ def main(argv=None) -> None:
     teacher, saved_teacher = None, None  # the kind stage's frozen old encoder
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False, map_location=device)
-        if saved["args"].get("finest_attention_only", False) != args.finest_attention_only:
-            raise SystemExit(f"This work folder's UNet was built {'without' if args.finest_attention_only else 'with'} "
-                             "--finest-attention-only; resume it as it was built, or use a new --work folder.")
+        built = saved["args"].get("cross_attention", "every")  # work folders from before the option: every level
+        if built != args.cross_attention:
+            raise SystemExit(f"This work folder's UNet was built with --cross-attention {built}; resume it as it was "
+                             "built, or use a new --work folder.")
         for module, key in ((vae, "vae"), (unet, "unet"), (text_encoder, "text_encoder"), (ema_unet, "ema_unet"),
                             (ema_text, "ema_text"), (vae_opt, "vae_opt"), (unet_opt, "unet_opt")):
             module.load_state_dict(saved[key])

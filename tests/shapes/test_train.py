@@ -74,10 +74,11 @@ def test_the_2x_vae_gives_32x32_latents_and_masks(tmp_path):
     assert np.isfinite(found.masks[0]).all()
 
 
-def test_finest_attention_only_puts_cross_attention_on_the_latent_grid_alone(tmp_path):
-    """--finest-attention-only: the engine's masks come from layers that must bind words themselves."""
+def test_the_unet_reads_the_instruction_on_the_latent_grid_alone(tmp_path):
+    """--cross-attention finest (the default): the engine's masks come from layers that must bind
+    words themselves."""
     out = tmp_path / "model"
-    train.main(ARGS + ["--finest-attention-only", "--work", str(tmp_path / "work"), "--out", str(out)])
+    train.main(ARGS + ["--work", str(tmp_path / "work"), "--out", str(out)])
     engine = FoiEngine.from_pretrained(str(out), device="cpu")
     unet = engine.pipe.unet
     crossing = [name for name, module in unet.named_modules() if getattr(module, "is_cross_attention", False)]
@@ -92,12 +93,12 @@ def test_a_work_folder_resumes_only_the_unet_it_built(tmp_path):
     work = ["--work", str(tmp_path / "work"), "--out", str(tmp_path / "model")]
     train.main(ARGS + work)
     with pytest.raises(SystemExit, match="as it was built"):
-        train.main(ARGS + ["--finest-attention-only"] + work)
+        train.main(ARGS + ["--cross-attention", "every"] + work)
 
 
 def test_the_default_unet_is_the_shipped_models_architecture():
     shipped = json.loads((train.DEFAULT_OUT / "unet" / "config.json").read_text())
-    built = train.build_models(train.build_tokenizer(), 0, 4)[1].config
+    built = train.build_models(train.build_tokenizer(), 0, 4, train.CROSS_ATTENTION == "finest")[1].config
     for key in ("down_block_types", "up_block_types", "mid_block_type", "block_out_channels", "cross_attention_dim"):
         assert json.loads(json.dumps(built[key])) == shipped[key], key  # tuples as the config file's lists
 
