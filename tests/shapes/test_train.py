@@ -281,3 +281,13 @@ def test_the_decoder_stage_retrains_the_decoder_and_leaves_the_encoder(tmp_path)
     assert not torch.equal(kept["decoder.conv_out.weight"], redone["decoder.conv_out.weight"])
     log = (tmp_path / "redone" / "work" / "log.jsonl").read_text()
     assert '"stage": "decoder", "step": 2' in log
+
+
+def test_the_quick_check_measures_binding_with_one_instruction_and_with_several():
+    tokenizer = train.build_tokenizer()
+    torch.manual_seed(0)
+    vae, unet, text_encoder, scheduler = train.build_models(tokenizer, 0, 4, True)
+    found = train.quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits=True, count=2)
+    assert set(found) == {"iou", "own_shape", "multi_own_shape", "plain_lands_multi_shape", "plain_clean_multi_shape"}
+    assert all(0.0 <= value <= 1.0 for value in found.values())
+    assert "multi_own_shape" in train.quick_check(vae, unet, text_encoder, tokenizer, scheduler, edits=False, count=1)
