@@ -469,7 +469,7 @@ def main(argv=None) -> None:
     parser.add_argument("--decoder-lr", type=float, default=1e-3)
     parser.add_argument("--examples", type=int, default=24_000, help="training examples encoded once")
     parser.add_argument("--t2i-steps", type=int, default=500)
-    parser.add_argument("--unet-steps", type=int, default=3500, help="InstructPix2Pix steps")
+    parser.add_argument("--unet-steps", type=int, default=5000, help="InstructPix2Pix steps")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the text-to-image stage")
     parser.add_argument("--ip2p-lr", type=float, default=5e-4, help="peak learning rate of the InstructPix2Pix stage")
